@@ -1,0 +1,192 @@
+//! Keyset pagination over any [`DocumentStore`], written once.
+//!
+//! A page is a keyset query: `(sort key, id) > cursor` in the sort order, `limit + 1` rows to
+//! know exactly whether another page follows. Walking backward (`last`/`before`) queries in
+//! the reversed order and flips the result. Whether rows exist on the other side of the
+//! cursor is answered exactly by one extra `limit 1` probe. No offsets: page 100 costs what
+//! page 1 costs.
+
+use openframe_core::{
+    Cursor, Edge, Error, PageDirection, PageInfo, PageRequest, Result, SortDirection,
+};
+
+use crate::store::{
+    CmpOp, DocumentStore, FieldKind, Filter, FindQuery, Partition, Schema, SortKey, StoredDoc, Value,
+};
+
+/// A resolved sort: an index field (or the id) and a direction, plus its client-facing name.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSort {
+    /// The client-facing sort name recorded in cursors.
+    pub name: &'static str,
+    /// The key.
+    pub key: SortKey,
+    /// The direction.
+    pub direction: SortDirection,
+}
+
+impl StoreSort {
+    fn keys(&self, reversed: bool) -> Vec<(SortKey, SortDirection)> {
+        let dir = if reversed { self.direction.reversed() } else { self.direction };
+        match self.key {
+            SortKey::Id => vec![(SortKey::Id, dir)],
+            key => vec![(key, dir), (SortKey::Id, dir)],
+        }
+    }
+}
+
+/// A page of raw documents with exact page info.
+#[derive(Debug)]
+pub struct DocPage {
+    /// Documents and their cursors, in sort order.
+    pub edges: Vec<Edge<StoredDoc>>,
+    /// Paging state.
+    pub page_info: PageInfo,
+}
+
+/// Runs one page query.
+pub async fn page(
+    store: &dyn DocumentStore,
+    schema: &'static Schema,
+    partition: &Partition,
+    base: Filter,
+    sort: StoreSort,
+    request: &PageRequest,
+) -> Result<DocPage> {
+    let window = request.window(sort.name, sort.direction)?;
+    let position = window
+        .cursor
+        .as_ref()
+        .map(|c| cursor_position(schema, sort, c, window.direction))
+        .transpose()?;
+    let backward = window.direction == PageDirection::Backward;
+
+    // Rows strictly beyond the cursor, walking in the page's direction.
+    let beyond = position
+        .as_ref()
+        .map(|(key, id)| keyset(sort, key, id, backward, false))
+        .transpose()?;
+    let query = FindQuery {
+        filter: Filter::and(vec![base.clone(), beyond.unwrap_or(Filter::All)]),
+        sort: sort.keys(backward),
+        limit: window.limit + 1,
+    };
+    let mut rows = store.find(schema, partition, &query).await?;
+    let more_in_direction = rows.len() > window.limit;
+    rows.truncate(window.limit);
+
+    // Rows at or behind the cursor: is there anything on the other side?
+    let more_behind = match &position {
+        None => false,
+        Some((key, id)) => {
+            let probe = FindQuery {
+                filter: Filter::and(vec![base, keyset(sort, key, id, !backward, true)?]),
+                sort: sort.keys(!backward),
+                limit: 1,
+            };
+            !store.find(schema, partition, &probe).await?.is_empty()
+        }
+    };
+    if backward {
+        rows.reverse();
+    }
+    let (has_next_page, has_previous_page) = if backward {
+        (more_behind, more_in_direction)
+    } else {
+        (more_in_direction, more_behind)
+    };
+    let edges: Vec<Edge<StoredDoc>> = rows
+        .into_iter()
+        .map(|doc| {
+            let cursor = encode_cursor(schema, sort, &doc)?;
+            Ok(Edge { node: doc, cursor })
+        })
+        .collect::<Result<_>>()?;
+    Ok(DocPage {
+        page_info: PageInfo {
+            has_next_page,
+            has_previous_page,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        },
+        edges,
+    })
+}
+
+/// The cursor of a document under `sort`.
+pub fn encode_cursor(schema: &Schema, sort: StoreSort, doc: &StoredDoc) -> Result<String> {
+    let key = match sort.key {
+        SortKey::Id => serde_json::Value::Null,
+        SortKey::Field(f) => match &doc.fields[schema.position(f)?] {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => (*b).into(),
+            Value::Int(i) => (*i).into(),
+            Value::Str(s) => s.clone().into(),
+            Value::StrList(_) => return Err(Error::Internal("cannot sort on a list field".into())),
+        },
+    };
+    Ok(Cursor {
+        sort: sort.name.to_owned(),
+        direction: sort.direction,
+        key,
+        id: doc.id.clone(),
+    }
+    .encode())
+}
+
+fn cursor_position(
+    schema: &Schema,
+    sort: StoreSort,
+    cursor: &Cursor,
+    direction: PageDirection,
+) -> Result<(Value, String)> {
+    let field = if direction == PageDirection::Forward { "after" } else { "before" };
+    let bad = || Error::invalid(field, "malformed cursor");
+    if cursor.id.len() > openframe_core::id::MAX_ID_LEN * 2 {
+        return Err(bad());
+    }
+    let key = match sort.key {
+        SortKey::Id => Value::Null,
+        SortKey::Field(f) => match (schema.field(f)?.kind, &cursor.key) {
+            (_, serde_json::Value::Null) => Value::Null,
+            (FieldKind::Str, serde_json::Value::String(s)) if s.len() <= 1024 => Value::Str(s.clone()),
+            (FieldKind::Int, serde_json::Value::Number(n)) => Value::Int(n.as_i64().ok_or_else(bad)?),
+            (FieldKind::Bool, serde_json::Value::Bool(b)) => Value::Bool(*b),
+            _ => return Err(bad()),
+        },
+    };
+    Ok((key, cursor.id.clone()))
+}
+
+/// Rows after `(key, id)` when walking in the sort order (or, with `reversed`, in the
+/// opposite order); `inclusive` also admits the cursor row itself.
+fn keyset(sort: StoreSort, key: &Value, id: &str, reversed: bool, inclusive: bool) -> Result<Filter> {
+    let dir = if reversed { sort.direction.reversed() } else { sort.direction };
+    let (strict, id_op) = match (dir, inclusive) {
+        (SortDirection::Asc, false) => (CmpOp::Gt, CmpOp::Gt),
+        (SortDirection::Asc, true) => (CmpOp::Gt, CmpOp::Gte),
+        (SortDirection::Desc, false) => (CmpOp::Lt, CmpOp::Lt),
+        (SortDirection::Desc, true) => (CmpOp::Lt, CmpOp::Lte),
+    };
+    let id_after = Filter::IdCmp(id_op, id.to_owned());
+    let SortKey::Field(f) = sort.key else {
+        return Ok(id_after);
+    };
+    // Nulls come first ascending and last descending.
+    Ok(match (dir, key) {
+        (SortDirection::Asc, Value::Null) => Filter::Or(vec![
+            Filter::and(vec![Filter::IsNull(f), id_after]),
+            Filter::NotNull(f),
+        ]),
+        (SortDirection::Asc, k) => Filter::Or(vec![
+            Filter::Cmp(f, strict, k.clone()),
+            Filter::and(vec![Filter::Eq(f, k.clone()), id_after]),
+        ]),
+        (SortDirection::Desc, Value::Null) => Filter::and(vec![Filter::IsNull(f), id_after]),
+        (SortDirection::Desc, k) => Filter::Or(vec![
+            Filter::Cmp(f, strict, k.clone()),
+            Filter::IsNull(f),
+            Filter::and(vec![Filter::Eq(f, k.clone()), id_after]),
+        ]),
+    })
+}

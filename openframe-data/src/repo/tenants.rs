@@ -1,0 +1,111 @@
+//! Tenants: stored in the platform partition, not in any tenant's.
+
+use async_trait::async_trait;
+use openframe_core::{Page, PageRequest, Result, SortSpec, Tenant, TenantId, Timestamp};
+
+use super::{DocumentRepository, Timestamped};
+use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
+
+/// Stores tenants. Domains are unique across the platform.
+#[async_trait]
+pub trait TenantRepository: Send + Sync + std::fmt::Debug + 'static {
+    /// Inserts a new tenant; `AlreadyExists` if the id or domain is taken.
+    async fn insert(&self, tenant: Tenant) -> Result<Tenant>;
+    /// One tenant.
+    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    /// The tenant with this domain (lowercased), if any.
+    async fn find_by_domain(&self, domain: &str) -> Result<Option<Tenant>>;
+    /// Writes `tenant` if its version is current.
+    async fn update(&self, tenant: Tenant) -> Result<Tenant>;
+    /// A page of tenants, oldest first.
+    async fn list(&self, page: &PageRequest) -> Result<Page<Tenant>>;
+}
+
+/// Tenants sort by id only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TenantSort;
+
+impl openframe_core::SortField for TenantSort {
+    const ALL: &'static [Self] = &[TenantSort];
+    fn name(self) -> &'static str {
+        "id"
+    }
+    fn default_sort() -> SortSpec<Self> {
+        SortSpec::new(TenantSort, openframe_core::SortDirection::Asc)
+    }
+}
+
+impl super::StoreSortField for TenantSort {
+    fn key(self) -> SortKey {
+        SortKey::Id
+    }
+}
+
+static SCHEMA: Schema = Schema {
+    collection: "tenants",
+    entity: "tenant",
+    fields: &[
+        FieldDef { name: "domain", kind: FieldKind::Str },
+        FieldDef { name: "status", kind: FieldKind::Str },
+    ],
+    indexes: &[IndexDef { fields: &["domain"] }],
+    unique: &[&["domain"]],
+};
+
+impl Entity for Tenant {
+    const SCHEMA: &'static Schema = &SCHEMA;
+    fn doc_id(&self) -> &str {
+        self.id.as_str()
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+    fn validate(&self) -> Result<()> {
+        Tenant::validate(self)
+    }
+    fn index_values(&self) -> Vec<Value> {
+        vec![Value::str(&self.domain), Value::str(self.status.as_str())]
+    }
+    fn search_texts(&self) -> Vec<&str> {
+        vec![self.name.as_str(), self.domain.as_str()]
+    }
+    fn to_body(&self) -> Result<String> {
+        serde_body(self)
+    }
+    fn from_body(body: &str) -> Result<Self> {
+        serde_from_body("tenant", body)
+    }
+}
+
+impl Timestamped for Tenant {
+    fn set_updated_at(&mut self, now: Timestamp) {
+        self.updated_at = now;
+    }
+}
+
+#[async_trait]
+impl TenantRepository for DocumentRepository<Tenant> {
+    async fn insert(&self, mut tenant: Tenant) -> Result<Tenant> {
+        tenant.domain = tenant.domain.trim().to_lowercase();
+        DocumentRepository::insert(self, &Partition::platform(), tenant).await
+    }
+    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        DocumentRepository::get(self, &Partition::platform(), id.as_str()).await
+    }
+    async fn find_by_domain(&self, domain: &str) -> Result<Option<Tenant>> {
+        openframe_core::validate::max_chars("domain", domain, openframe_core::validate::MAX_NAME_LEN)?;
+        let filter = Filter::Eq("domain", Value::Str(domain.trim().to_lowercase()));
+        Ok(self.find_all(&Partition::platform(), filter, 1).await?.into_iter().next())
+    }
+    async fn update(&self, mut tenant: Tenant) -> Result<Tenant> {
+        tenant.domain = tenant.domain.trim().to_lowercase();
+        DocumentRepository::update(self, &Partition::platform(), tenant).await
+    }
+    async fn list(&self, page: &PageRequest) -> Result<Page<Tenant>> {
+        self.page(&Partition::platform(), Filter::All, SortSpec::<TenantSort>::default(), page).await
+    }
+}
