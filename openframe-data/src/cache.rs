@@ -30,7 +30,9 @@ impl CacheKey {
     pub fn new(tenant: &TenantId, namespace: &str, key: &str) -> Result<Self> {
         let ns_ok = !namespace.is_empty()
             && namespace.len() <= 64
-            && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ns_ok {
             return Err(Error::invalid("namespace", "must be 1-64 of [a-z0-9_-]"));
         }
@@ -77,12 +79,21 @@ pub trait Cache: Send + Sync + Debug + 'static {
 pub trait CacheExt: Cache {
     /// Reads a JSON value; an undecodable entry counts as a miss.
     async fn get_json<T: DeserializeOwned>(&self, key: &CacheKey) -> Result<Option<T>> {
-        Ok(self.get(key).await?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        Ok(self
+            .get(key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
     /// Stores a JSON value.
-    async fn set_json<T: Serialize + Sync>(&self, key: &CacheKey, value: &T, ttl: Duration) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::invalid("value", e.to_string()))?;
+    async fn set_json<T: Serialize + Sync>(
+        &self,
+        key: &CacheKey,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<()> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| Error::invalid("value", e.to_string()))?;
         self.set(key, bytes, ttl).await
     }
 }

@@ -37,12 +37,14 @@ pub trait Entity: Clone + Send + Sync + 'static {
 
 /// The default body encoding: the type's own serde JSON.
 pub fn serde_body<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Internal(format!("cannot encode document: {e}").into()))
+    serde_json::to_string(value)
+        .map_err(|e| Error::Internal(format!("cannot encode document: {e}").into()))
 }
 
 /// The default body decoding.
 pub fn serde_from_body<T: DeserializeOwned>(entity: &'static str, body: &str) -> Result<T> {
-    serde_json::from_str(body).map_err(|e| Error::Internal(format!("corrupt {entity} document: {e}").into()))
+    serde_json::from_str(body)
+        .map_err(|e| Error::Internal(format!("corrupt {entity} document: {e}").into()))
 }
 
 /// Joins search texts into the stored, lowercased search string. Fields are separated by a
@@ -66,7 +68,13 @@ pub fn to_doc<E: Entity>(entity: &E) -> Result<StoredDoc> {
     }
     let fields = entity.index_values();
     if fields.len() != E::SCHEMA.fields.len() {
-        return Err(Error::Internal(format!("{}: index values do not match the schema", E::SCHEMA.collection).into()));
+        return Err(Error::Internal(
+            format!(
+                "{}: index values do not match the schema",
+                E::SCHEMA.collection
+            )
+            .into(),
+        ));
     }
     Ok(StoredDoc {
         id: entity.doc_id().to_owned(),

@@ -51,12 +51,17 @@ pub trait DistributedLock: Send + Sync + Debug + 'static {
 pub fn check_lock(name: &str, lock_at_most: Duration) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 200
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'));
     if !ok {
         return Err(Error::invalid("name", "must be 1-200 of [A-Za-z0-9-_:.]"));
     }
     if lock_at_most.is_zero() || lock_at_most > Duration::from_secs(24 * 3600) {
-        return Err(Error::invalid("lockAtMost", "must be between 1 ms and 24 h"));
+        return Err(Error::invalid(
+            "lockAtMost",
+            "must be between 1 ms and 24 h",
+        ));
     }
     Ok(())
 }

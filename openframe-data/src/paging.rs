@@ -11,7 +11,8 @@ use openframe_core::{
 };
 
 use crate::store::{
-    CmpOp, DocumentStore, FieldKind, Filter, FindQuery, Partition, Schema, SortKey, StoredDoc, Value,
+    CmpOp, DocumentStore, FieldKind, Filter, FindQuery, Partition, Schema, SortKey, StoredDoc,
+    Value,
 };
 
 /// A resolved sort: an index field (or the id) and a direction, plus its client-facing name.
@@ -27,7 +28,11 @@ pub struct StoreSort {
 
 impl StoreSort {
     fn keys(&self, reversed: bool) -> Vec<(SortKey, SortDirection)> {
-        let dir = if reversed { self.direction.reversed() } else { self.direction };
+        let dir = if reversed {
+            self.direction.reversed()
+        } else {
+            self.direction
+        };
         match self.key {
             SortKey::Id => vec![(SortKey::Id, dir)],
             key => vec![(key, dir), (SortKey::Id, dir)],
@@ -140,7 +145,11 @@ fn cursor_position(
     cursor: &Cursor,
     direction: PageDirection,
 ) -> Result<(Value, String)> {
-    let field = if direction == PageDirection::Forward { "after" } else { "before" };
+    let field = if direction == PageDirection::Forward {
+        "after"
+    } else {
+        "before"
+    };
     let bad = || Error::invalid(field, "malformed cursor");
     if cursor.id.len() > openframe_core::id::MAX_ID_LEN * 2 {
         return Err(bad());
@@ -149,8 +158,12 @@ fn cursor_position(
         SortKey::Id => Value::Null,
         SortKey::Field(f) => match (schema.field(f)?.kind, &cursor.key) {
             (_, serde_json::Value::Null) => Value::Null,
-            (FieldKind::Str, serde_json::Value::String(s)) if s.len() <= 1024 => Value::Str(s.clone()),
-            (FieldKind::Int, serde_json::Value::Number(n)) => Value::Int(n.as_i64().ok_or_else(bad)?),
+            (FieldKind::Str, serde_json::Value::String(s)) if s.len() <= 1024 => {
+                Value::Str(s.clone())
+            }
+            (FieldKind::Int, serde_json::Value::Number(n)) => {
+                Value::Int(n.as_i64().ok_or_else(bad)?)
+            }
             (FieldKind::Bool, serde_json::Value::Bool(b)) => Value::Bool(*b),
             _ => return Err(bad()),
         },
@@ -160,8 +173,18 @@ fn cursor_position(
 
 /// Rows after `(key, id)` when walking in the sort order (or, with `reversed`, in the
 /// opposite order); `inclusive` also admits the cursor row itself.
-fn keyset(sort: StoreSort, key: &Value, id: &str, reversed: bool, inclusive: bool) -> Result<Filter> {
-    let dir = if reversed { sort.direction.reversed() } else { sort.direction };
+fn keyset(
+    sort: StoreSort,
+    key: &Value,
+    id: &str,
+    reversed: bool,
+    inclusive: bool,
+) -> Result<Filter> {
+    let dir = if reversed {
+        sort.direction.reversed()
+    } else {
+        sort.direction
+    };
     let (strict, id_op) = match (dir, inclusive) {
         (SortDirection::Asc, false) => (CmpOp::Gt, CmpOp::Gt),
         (SortDirection::Asc, true) => (CmpOp::Gt, CmpOp::Gte),

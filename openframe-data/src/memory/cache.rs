@@ -29,7 +29,10 @@ impl InMemoryCache {
 impl Cache for InMemoryCache {
     async fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>> {
         let now = self.clock.now();
-        let mut entries = self.entries.lock().map_err(|_| Error::Internal("cache lock poisoned".into()))?;
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| Error::Internal("cache lock poisoned".into()))?;
         match entries.get(key.as_str()) {
             Some((value, expires)) if *expires > now => Ok(Some(value.clone())),
             Some(_) => {
@@ -43,7 +46,10 @@ impl Cache for InMemoryCache {
     async fn set(&self, key: &CacheKey, value: Vec<u8>, ttl: Duration) -> Result<()> {
         check_entry(&value, ttl)?;
         let now = self.clock.now();
-        let mut entries = self.entries.lock().map_err(|_| Error::Internal("cache lock poisoned".into()))?;
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| Error::Internal("cache lock poisoned".into()))?;
         if entries.len() >= 10_000 && entries.len().is_power_of_two() {
             entries.retain(|_, (_, exp)| *exp > now);
         }
@@ -53,7 +59,12 @@ impl Cache for InMemoryCache {
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let now = self.clock.now();
-        let mut entries = self.entries.lock().map_err(|_| Error::Internal("cache lock poisoned".into()))?;
-        Ok(entries.remove(key.as_str()).is_some_and(|(_, exp)| exp > now))
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| Error::Internal("cache lock poisoned".into()))?;
+        Ok(entries
+            .remove(key.as_str())
+            .is_some_and(|(_, exp)| exp > now))
     }
 }

@@ -31,14 +31,26 @@ impl InMemoryDocumentStore {
         Self::default()
     }
 
-    fn read<T>(&self, schema: &Schema, partition: &Partition, f: impl FnOnce(Option<&Rows>) -> Result<T>) -> Result<T> {
+    fn read<T>(
+        &self,
+        schema: &Schema,
+        partition: &Partition,
+        f: impl FnOnce(Option<&Rows>) -> Result<T>,
+    ) -> Result<T> {
         let guard = self.collections.read().map_err(|_| poisoned())?;
         f(guard.get(&(schema.collection, partition.clone())))
     }
 
-    fn write<T>(&self, schema: &'static Schema, partition: &Partition, f: impl FnOnce(&mut Rows) -> Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        f: impl FnOnce(&mut Rows) -> Result<T>,
+    ) -> Result<T> {
         let mut guard = self.collections.write().map_err(|_| poisoned())?;
-        f(guard.entry((schema.collection, partition.clone())).or_default())
+        f(guard
+            .entry((schema.collection, partition.clone()))
+            .or_default())
     }
 }
 
@@ -49,13 +61,16 @@ fn poisoned() -> Error {
 /// Fails with `AlreadyExists` if another row holds the same non-null unique group values.
 fn check_unique(schema: &Schema, rows: &Rows, doc: &StoredDoc) -> Result<()> {
     for group in schema.unique {
-        let positions: Vec<usize> = group.iter().map(|f| schema.position(f)).collect::<Result<_>>()?;
+        let positions: Vec<usize> = group
+            .iter()
+            .map(|f| schema.position(f))
+            .collect::<Result<_>>()?;
         if positions.iter().any(|&p| doc.fields[p] == Value::Null) {
             continue;
         }
-        let taken = rows
-            .values()
-            .any(|other| other.id != doc.id && positions.iter().all(|&p| other.fields[p] == doc.fields[p]));
+        let taken = rows.values().any(|other| {
+            other.id != doc.id && positions.iter().all(|&p| other.fields[p] == doc.fields[p])
+        });
         if taken {
             return Err(Error::AlreadyExists {
                 entity: schema.entity,
@@ -82,19 +97,41 @@ impl DocumentStore for InMemoryDocumentStore {
         "memory"
     }
 
-    async fn get(&self, schema: &'static Schema, partition: &Partition, id: &str) -> Result<Option<StoredDoc>> {
-        self.read(schema, partition, |rows| Ok(rows.and_then(|r| r.get(id)).map(|d| (**d).clone())))
+    async fn get(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        id: &str,
+    ) -> Result<Option<StoredDoc>> {
+        self.read(schema, partition, |rows| {
+            Ok(rows.and_then(|r| r.get(id)).map(|d| (**d).clone()))
+        })
     }
 
-    async fn get_many(&self, schema: &'static Schema, partition: &Partition, ids: &[String]) -> Result<Vec<StoredDoc>> {
+    async fn get_many(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        ids: &[String],
+    ) -> Result<Vec<StoredDoc>> {
         self.read(schema, partition, |rows| {
             Ok(rows
-                .map(|r| ids.iter().filter_map(|id| r.get(id)).map(|d| (**d).clone()).collect())
+                .map(|r| {
+                    ids.iter()
+                        .filter_map(|id| r.get(id))
+                        .map(|d| (**d).clone())
+                        .collect()
+                })
                 .unwrap_or_default())
         })
     }
 
-    async fn insert(&self, schema: &'static Schema, partition: &Partition, doc: StoredDoc) -> Result<()> {
+    async fn insert(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        doc: StoredDoc,
+    ) -> Result<()> {
         self.write(schema, partition, |rows| {
             if rows.contains_key(&doc.id) {
                 return Err(Error::AlreadyExists {
@@ -108,11 +145,22 @@ impl DocumentStore for InMemoryDocumentStore {
         })
     }
 
-    async fn replace(&self, schema: &'static Schema, partition: &Partition, doc: StoredDoc, expected_version: u64) -> Result<()> {
+    async fn replace(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        doc: StoredDoc,
+        expected_version: u64,
+    ) -> Result<()> {
         self.write(schema, partition, |rows| {
-            let current = rows.get(&doc.id).ok_or_else(|| Error::not_found(schema.entity))?;
+            let current = rows
+                .get(&doc.id)
+                .ok_or_else(|| Error::not_found(schema.entity))?;
             if current.version != expected_version {
-                return Err(Error::conflict(format!("{} was changed concurrently", schema.entity)));
+                return Err(Error::conflict(format!(
+                    "{} was changed concurrently",
+                    schema.entity
+                )));
             }
             check_unique(schema, rows, &doc)?;
             rows.insert(doc.id.clone(), Arc::new(doc));
@@ -120,13 +168,25 @@ impl DocumentStore for InMemoryDocumentStore {
         })
     }
 
-    async fn delete(&self, schema: &'static Schema, partition: &Partition, id: &str) -> Result<bool> {
+    async fn delete(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        id: &str,
+    ) -> Result<bool> {
         self.write(schema, partition, |rows| Ok(rows.remove(id).is_some()))
     }
 
-    async fn find(&self, schema: &'static Schema, partition: &Partition, query: &FindQuery) -> Result<Vec<StoredDoc>> {
+    async fn find(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        query: &FindQuery,
+    ) -> Result<Vec<StoredDoc>> {
         self.read(schema, partition, |rows| {
-            let Some(rows) = rows else { return Ok(Vec::new()) };
+            let Some(rows) = rows else {
+                return Ok(Vec::new());
+            };
             // Fast path: id order is the map's order, so stop at the limit.
             if let [(SortKey::Id, dir)] = query.sort.as_slice() {
                 let mut out = Vec::with_capacity(query.limit.min(rows.len()));
@@ -155,17 +215,35 @@ impl DocumentStore for InMemoryDocumentStore {
             if let Some(e) = err {
                 return Err(e);
             }
-            Ok(hits.into_iter().take(query.limit).map(|d| (**d).clone()).collect())
+            Ok(hits
+                .into_iter()
+                .take(query.limit)
+                .map(|d| (**d).clone())
+                .collect())
         })
     }
 
-    async fn count(&self, schema: &'static Schema, partition: &Partition, filter: &Filter) -> Result<u64> {
+    async fn count(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        filter: &Filter,
+    ) -> Result<u64> {
         self.read(schema, partition, |rows| {
-            Ok(rows.map(|r| select(schema, r, filter).map(|v| v.len() as u64)).transpose()?.unwrap_or(0))
+            Ok(rows
+                .map(|r| select(schema, r, filter).map(|v| v.len() as u64))
+                .transpose()?
+                .unwrap_or(0))
         })
     }
 
-    async fn facet(&self, schema: &'static Schema, partition: &Partition, field: &'static str, filter: &Filter) -> Result<Vec<(Value, u64)>> {
+    async fn facet(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        field: &'static str,
+        filter: &Filter,
+    ) -> Result<Vec<(Value, u64)>> {
         let pos = schema.position(field)?;
         self.read(schema, partition, |rows| {
             let mut counts: BTreeMap<Value, u64> = BTreeMap::new();

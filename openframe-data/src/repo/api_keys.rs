@@ -1,7 +1,10 @@
 //! API key metadata (the secret hash lives with the security crate's credential store).
 
 use async_trait::async_trait;
-use openframe_core::{ApiKey, ApiKeyId, Page, PageRequest, Result, SortDirection, SortField, SortSpec, TenantId, Timestamp, UserId};
+use openframe_core::{
+    ApiKey, ApiKeyId, Page, PageRequest, Result, SortDirection, SortField, SortSpec, TenantId,
+    Timestamp, UserId,
+};
 
 use super::{DocumentRepository, StoreSortField, Timestamped, search_filter};
 use crate::entity::{Entity, serde_body, serde_from_body};
@@ -17,11 +20,23 @@ pub trait ApiKeyRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Writes `key` if its version is current.
     async fn update(&self, tenant: &TenantId, key: ApiKey) -> Result<ApiKey>;
     /// Adds usage: one request, failed or not, at `at`. Never loses a concurrent increment.
-    async fn record_usage(&self, tenant: &TenantId, id: &ApiKeyId, failed: bool, at: Timestamp) -> Result<ApiKey>;
+    async fn record_usage(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        failed: bool,
+        at: Timestamp,
+    ) -> Result<ApiKey>;
     /// Deletes the key; `NotFound` if absent.
     async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<()>;
     /// A page of keys.
-    async fn list(&self, tenant: &TenantId, filter: &ApiKeyFilter, sort: SortSpec<ApiKeySort>, page: &PageRequest) -> Result<Page<ApiKey>>;
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &ApiKeyFilter,
+        sort: SortSpec<ApiKeySort>,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>>;
     /// How many match.
     async fn count(&self, tenant: &TenantId, filter: &ApiKeyFilter) -> Result<u64>;
 }
@@ -89,12 +104,31 @@ static SCHEMA: Schema = Schema {
     collection: "api_keys",
     entity: "api key",
     fields: &[
-        FieldDef { name: "user_id", kind: FieldKind::Str },
-        FieldDef { name: "enabled", kind: FieldKind::Bool },
-        FieldDef { name: "name", kind: FieldKind::Str },
-        FieldDef { name: "created_at", kind: FieldKind::Int },
+        FieldDef {
+            name: "user_id",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "enabled",
+            kind: FieldKind::Bool,
+        },
+        FieldDef {
+            name: "name",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "created_at",
+            kind: FieldKind::Int,
+        },
     ],
-    indexes: &[IndexDef { fields: &["user_id", "created_at"] }, IndexDef { fields: &["created_at"] }],
+    indexes: &[
+        IndexDef {
+            fields: &["user_id", "created_at"],
+        },
+        IndexDef {
+            fields: &["created_at"],
+        },
+    ],
     unique: &[],
 };
 
@@ -150,7 +184,13 @@ impl ApiKeyRepository for DocumentRepository<ApiKey> {
     async fn update(&self, tenant: &TenantId, key: ApiKey) -> Result<ApiKey> {
         DocumentRepository::update(self, &Partition::tenant(tenant), key).await
     }
-    async fn record_usage(&self, tenant: &TenantId, id: &ApiKeyId, failed: bool, at: Timestamp) -> Result<ApiKey> {
+    async fn record_usage(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        failed: bool,
+        at: Timestamp,
+    ) -> Result<ApiKey> {
         let m = self
             .modify(&Partition::tenant(tenant), id.as_str(), |k, _| {
                 k.total_requests += 1;
@@ -165,10 +205,18 @@ impl ApiKeyRepository for DocumentRepository<ApiKey> {
         Ok(m.after)
     }
     async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<()> {
-        self.delete_hard(&Partition::tenant(tenant), id.as_str()).await
+        self.delete_hard(&Partition::tenant(tenant), id.as_str())
+            .await
     }
-    async fn list(&self, tenant: &TenantId, filter: &ApiKeyFilter, sort: SortSpec<ApiKeySort>, page: &PageRequest) -> Result<Page<ApiKey>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page).await
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &ApiKeyFilter,
+        sort: SortSpec<ApiKeySort>,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>> {
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
     async fn count(&self, tenant: &TenantId, filter: &ApiKeyFilter) -> Result<u64> {
         DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await

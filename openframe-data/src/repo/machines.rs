@@ -2,11 +2,14 @@
 
 use async_trait::async_trait;
 use openframe_core::{
-    Error, FacetCount, Machine, MachineId, MachineStatus, OrganizationId, OsType, Page, PageRequest,
-    Result, SortDirection, SortField, SortSpec, TagId, TenantId, Timestamp,
+    Error, FacetCount, Machine, MachineId, MachineStatus, OrganizationId, OsType, Page,
+    PageRequest, Result, SortDirection, SortField, SortSpec, TagId, TenantId, Timestamp,
 };
 
-use super::{DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list, search_filter};
+use super::{
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
+    search_filter,
+};
 use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -67,7 +70,12 @@ pub trait MachineRepository: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<StatusTransition>;
     /// Records contact at `seen_at`: `last_seen` never moves backwards, and a PENDING or
     /// OFFLINE machine becomes ONLINE. ARCHIVED and DELETED machines are left alone.
-    async fn record_contact(&self, tenant: &TenantId, id: &MachineId, seen_at: Timestamp) -> Result<StatusTransition>;
+    async fn record_contact(
+        &self,
+        tenant: &TenantId,
+        id: &MachineId,
+        seen_at: Timestamp,
+    ) -> Result<StatusTransition>;
 }
 
 /// The result of a conditional status change.
@@ -148,7 +156,13 @@ pub enum MachineSort {
 }
 
 impl SortField for MachineSort {
-    const ALL: &'static [Self] = &[Self::Id, Self::Hostname, Self::Status, Self::LastSeen, Self::RegisteredAt];
+    const ALL: &'static [Self] = &[
+        Self::Id,
+        Self::Hostname,
+        Self::Status,
+        Self::LastSeen,
+        Self::RegisteredAt,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -199,7 +213,10 @@ impl QueryFilter for MachineFilter {
         let skip = |dim| without == Some(dim);
         if self.statuses.is_empty() {
             if !self.include_deleted {
-                parts.push(Filter::NotIn("status", vec![Value::str(MachineStatus::Deleted.as_str())]));
+                parts.push(Filter::NotIn(
+                    "status",
+                    vec![Value::str(MachineStatus::Deleted.as_str())],
+                ));
             }
         } else if !skip(MachineFacet::Status) {
             let statuses: Vec<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
@@ -213,7 +230,10 @@ impl QueryFilter for MachineFilter {
             parts.push(Filter::In("organization_id", strs(&self.organization_ids)));
         }
         if !self.tag_ids.is_empty() && !skip(MachineFacet::Tag) {
-            parts.push(Filter::HasAny("tags", self.tag_ids.iter().map(|t| t.to_string()).collect()));
+            parts.push(Filter::HasAny(
+                "tags",
+                self.tag_ids.iter().map(|t| t.to_string()).collect(),
+            ));
         }
         Ok(Filter::and(parts))
     }
@@ -223,22 +243,57 @@ static SCHEMA: Schema = Schema {
     collection: "machines",
     entity: "machine",
     fields: &[
-        FieldDef { name: "status", kind: FieldKind::Str },
-        FieldDef { name: "os_type", kind: FieldKind::Str },
-        FieldDef { name: "organization_id", kind: FieldKind::Str },
-        FieldDef { name: "tags", kind: FieldKind::StrList },
-        FieldDef { name: "hostname", kind: FieldKind::Str },
-        FieldDef { name: "last_seen", kind: FieldKind::Int },
-        FieldDef { name: "registered_at", kind: FieldKind::Int },
+        FieldDef {
+            name: "status",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "os_type",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "organization_id",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "tags",
+            kind: FieldKind::StrList,
+        },
+        FieldDef {
+            name: "hostname",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "last_seen",
+            kind: FieldKind::Int,
+        },
+        FieldDef {
+            name: "registered_at",
+            kind: FieldKind::Int,
+        },
     ],
     indexes: &[
-        IndexDef { fields: &["registered_at"] },
-        IndexDef { fields: &["status", "registered_at"] },
-        IndexDef { fields: &["os_type", "registered_at"] },
-        IndexDef { fields: &["organization_id", "registered_at"] },
-        IndexDef { fields: &["hostname"] },
-        IndexDef { fields: &["status", "last_seen"] },
-        IndexDef { fields: &["last_seen"] },
+        IndexDef {
+            fields: &["registered_at"],
+        },
+        IndexDef {
+            fields: &["status", "registered_at"],
+        },
+        IndexDef {
+            fields: &["os_type", "registered_at"],
+        },
+        IndexDef {
+            fields: &["organization_id", "registered_at"],
+        },
+        IndexDef {
+            fields: &["hostname"],
+        },
+        IndexDef {
+            fields: &["status", "last_seen"],
+        },
+        IndexDef {
+            fields: &["last_seen"],
+        },
     ],
     unique: &[],
 };
@@ -341,7 +396,13 @@ impl MachineRepository for DocumentRepository<Machine> {
         sort: SortSpec<MachineSort>,
         page: &PageRequest,
     ) -> Result<Page<Machine>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter(None)?, sort, page).await
+        self.page(
+            &Partition::tenant(tenant),
+            filter.to_filter(None)?,
+            sort,
+            page,
+        )
+        .await
     }
 
     async fn count(&self, tenant: &TenantId, filter: &MachineFilter) -> Result<u64> {
@@ -376,7 +437,12 @@ impl MachineRepository for DocumentRepository<Machine> {
         Ok(transition(m))
     }
 
-    async fn record_contact(&self, tenant: &TenantId, id: &MachineId, seen_at: Timestamp) -> Result<StatusTransition> {
+    async fn record_contact(
+        &self,
+        tenant: &TenantId,
+        id: &MachineId,
+        seen_at: Timestamp,
+    ) -> Result<StatusTransition> {
         let m = self
             .modify(&Partition::tenant(tenant), id.as_str(), |m, _| {
                 let mut changed = false;

@@ -14,12 +14,15 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use openframe_core::{
-    Clock, Error, FacetCount, Page, PageRequest, Result, SortField, SortSpec, SystemClock, Timestamp,
+    Clock, Error, FacetCount, Page, PageRequest, Result, SortField, SortSpec, SystemClock,
+    Timestamp,
 };
 
 pub use api_keys::{ApiKeyFilter, ApiKeyRepository, ApiKeySort};
 pub use machines::{MachineFacet, MachineFilter, MachineRepository, MachineSort, StatusTransition};
-pub use organizations::{OrganizationFacet, OrganizationFilter, OrganizationRepository, OrganizationSort};
+pub use organizations::{
+    OrganizationFacet, OrganizationFilter, OrganizationRepository, OrganizationSort,
+};
 pub use tags::{TagFilter, TagRepository, TagSort};
 pub use tenants::TenantRepository;
 pub use tools::{
@@ -33,7 +36,7 @@ use crate::paging::{self, StoreSort};
 use crate::store::{DocumentStore, Filter, Partition, SortKey};
 
 /// How many times a read-modify-write is retried on a version conflict.
-const MODIFY_ATTEMPTS: usize = 8;
+const MODIFY_ATTEMPTS: u32 = 16;
 
 /// A sort field of an entity that maps to a stored index field.
 pub trait StoreSortField: SortField {
@@ -118,7 +121,9 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
     pub async fn insert(&self, partition: &Partition, mut entity: E) -> Result<E> {
         entity.validate()?;
         entity.set_version(1);
-        self.store.insert(E::SCHEMA, partition, to_doc(&entity)?).await?;
+        self.store
+            .insert(E::SCHEMA, partition, to_doc(&entity)?)
+            .await?;
         Ok(entity)
     }
 
@@ -133,7 +138,9 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
 
     /// One entity by id, or `NotFound`.
     pub async fn require(&self, partition: &Partition, id: &str) -> Result<E> {
-        self.get(partition, id).await?.ok_or_else(|| Error::not_found(E::SCHEMA.entity))
+        self.get(partition, id)
+            .await?
+            .ok_or_else(|| Error::not_found(E::SCHEMA.entity))
     }
 
     /// Several entities, in the order of `ids`; missing ones are skipped.
@@ -142,7 +149,8 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
             return Err(Error::invalid("ids", "at most 1000 ids at once"));
         }
         let docs = self.store.get_many(E::SCHEMA, partition, ids).await?;
-        let mut found: std::collections::HashMap<String, E> = std::collections::HashMap::with_capacity(docs.len());
+        let mut found: std::collections::HashMap<String, E> =
+            std::collections::HashMap::with_capacity(docs.len());
         for d in &docs {
             found.insert(d.id.clone(), from_doc(d)?);
         }
@@ -155,7 +163,9 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
         let expected = entity.version();
         entity.set_version(expected + 1);
         entity.set_updated_at(self.clock.now());
-        self.store.replace(E::SCHEMA, partition, to_doc(&entity)?, expected).await?;
+        self.store
+            .replace(E::SCHEMA, partition, to_doc(&entity)?, expected)
+            .await?;
         Ok(entity)
     }
 
@@ -168,7 +178,7 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
         id: &str,
         mut change: impl FnMut(&mut E, Timestamp) -> Result<bool> + Send,
     ) -> Result<Modified<E>> {
-        for _ in 0..MODIFY_ATTEMPTS {
+        for attempt in 0..MODIFY_ATTEMPTS {
             let before = self.require(partition, id).await?;
             let mut after = before.clone();
             if !change(&mut after, self.clock.now())? {
@@ -186,11 +196,14 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
                         applied: true,
                     });
                 }
-                Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                Err(Error::Conflict { .. }) => backoff(attempt).await,
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::conflict(format!("{} is being changed by too many writers", E::SCHEMA.entity)))
+        Err(Error::conflict(format!(
+            "{} is being changed by too many writers",
+            E::SCHEMA.entity
+        )))
     }
 
     /// Hard-deletes; `NotFound` if absent.
@@ -215,7 +228,15 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
             key: sort.field.key(),
             direction: sort.direction,
         };
-        let page = paging::page(self.store.as_ref(), E::SCHEMA, partition, filter, sort, request).await?;
+        let page = paging::page(
+            self.store.as_ref(),
+            E::SCHEMA,
+            partition,
+            filter,
+            sort,
+            request,
+        )
+        .await?;
         let edges = page
             .edges
             .into_iter()
@@ -238,7 +259,12 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
     }
 
     /// All matching rows, up to `limit`, in id order (for small lookups, not for lists).
-    pub async fn find_all(&self, partition: &Partition, filter: Filter, limit: usize) -> Result<Vec<E>> {
+    pub async fn find_all(
+        &self,
+        partition: &Partition,
+        filter: Filter,
+        limit: usize,
+    ) -> Result<Vec<E>> {
         let query = crate::store::FindQuery {
             filter,
             sort: vec![(SortKey::Id, openframe_core::SortDirection::Asc)],
@@ -263,7 +289,10 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
         let mut out = Vec::with_capacity(dimensions.len());
         for &dim in dimensions {
             let filter = query.to_filter(Some(dim))?;
-            let counts = self.store.facet(E::SCHEMA, partition, dim.field(), &filter).await?;
+            let counts = self
+                .store
+                .facet(E::SCHEMA, partition, dim.field(), &filter)
+                .await?;
             let mut counts: Vec<FacetCount> = counts
                 .into_iter()
                 .filter_map(|(v, count)| v.to_label().map(|value| FacetCount { value, count }))
@@ -275,6 +304,14 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
     }
 }
 
+/// Sleeps a jittered, exponentially growing delay (1 ms doubling, capped at 50 ms).
+async fn backoff(attempt: u32) {
+    use rand::Rng as _;
+    let cap = (1u64 << attempt.min(6)).min(50);
+    let ms = rand::rng().random_range(0..=cap);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
 /// Normalizes free-text search input: trimmed, lowercased, at most 256 characters, no
 /// control characters. `None` or blank means no search. The result is matched literally
 /// (never as a pattern), so user input cannot build a regular expression.
@@ -284,7 +321,10 @@ pub fn search_filter(search: Option<&str>) -> Result<Filter> {
     };
     openframe_core::validate::max_chars("search", raw, openframe_core::validate::MAX_SEARCH_LEN)?;
     if raw.chars().any(char::is_control) {
-        return Err(Error::invalid("search", "must not contain control characters"));
+        return Err(Error::invalid(
+            "search",
+            "must not contain control characters",
+        ));
     }
     Ok(Filter::Search(raw.to_lowercase()))
 }

@@ -6,7 +6,10 @@ use openframe_core::{
     SortDirection, SortField, SortSpec, TenantId, Timestamp,
 };
 
-use super::{DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list, search_filter};
+use super::{
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
+    search_filter,
+};
 use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -19,7 +22,11 @@ pub trait OrganizationRepository: Send + Sync + std::fmt::Debug + 'static {
     /// One organization, including soft-deleted ones.
     async fn get(&self, tenant: &TenantId, id: &OrganizationId) -> Result<Option<Organization>>;
     /// Several organizations in the order of `ids`.
-    async fn get_many(&self, tenant: &TenantId, ids: &[OrganizationId]) -> Result<Vec<Organization>>;
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        ids: &[OrganizationId],
+    ) -> Result<Vec<Organization>>;
     /// Writes `org` if its version is current.
     async fn update(&self, tenant: &TenantId, org: Organization) -> Result<Organization>;
     /// Soft-deletes (status DELETED, name freed); the default organization cannot be deleted.
@@ -126,10 +133,19 @@ impl QueryFilter for OrganizationFilter {
                 parts.push(Filter::NotIn("status", vec![Value::str("DELETED")]));
             }
         } else if without != Some(OrganizationFacet::Status) {
-            parts.push(Filter::In("status", self.statuses.iter().map(|s| Value::str(s.as_str())).collect()));
+            parts.push(Filter::In(
+                "status",
+                self.statuses
+                    .iter()
+                    .map(|s| Value::str(s.as_str()))
+                    .collect(),
+            ));
         }
         if !self.categories.is_empty() && without != Some(OrganizationFacet::Category) {
-            parts.push(Filter::In("category", self.categories.iter().map(Value::str).collect()));
+            parts.push(Filter::In(
+                "category",
+                self.categories.iter().map(Value::str).collect(),
+            ));
         }
         Ok(Filter::and(parts))
     }
@@ -139,21 +155,53 @@ static SCHEMA: Schema = Schema {
     collection: "organizations",
     entity: "organization",
     fields: &[
-        FieldDef { name: "status", kind: FieldKind::Str },
-        FieldDef { name: "category", kind: FieldKind::Str },
-        FieldDef { name: "name", kind: FieldKind::Str },
-        FieldDef { name: "name_key", kind: FieldKind::Str },
-        FieldDef { name: "is_default", kind: FieldKind::Bool },
-        FieldDef { name: "default_key", kind: FieldKind::Bool },
-        FieldDef { name: "created_at", kind: FieldKind::Int },
-        FieldDef { name: "updated_at", kind: FieldKind::Int },
+        FieldDef {
+            name: "status",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "category",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "name",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "name_key",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "is_default",
+            kind: FieldKind::Bool,
+        },
+        FieldDef {
+            name: "default_key",
+            kind: FieldKind::Bool,
+        },
+        FieldDef {
+            name: "created_at",
+            kind: FieldKind::Int,
+        },
+        FieldDef {
+            name: "updated_at",
+            kind: FieldKind::Int,
+        },
     ],
     indexes: &[
-        IndexDef { fields: &["created_at"] },
-        IndexDef { fields: &["updated_at"] },
+        IndexDef {
+            fields: &["created_at"],
+        },
+        IndexDef {
+            fields: &["updated_at"],
+        },
         IndexDef { fields: &["name"] },
-        IndexDef { fields: &["status", "created_at"] },
-        IndexDef { fields: &["is_default"] },
+        IndexDef {
+            fields: &["status", "created_at"],
+        },
+        IndexDef {
+            fields: &["is_default"],
+        },
     ],
     unique: &[&["name_key"], &["default_key"]],
 };
@@ -178,10 +226,18 @@ impl Entity for Organization {
             Value::str(self.status.as_str()),
             Value::opt_str(self.category.clone()),
             Value::str(&self.name),
-            if live { Value::Str(self.name.trim().to_lowercase()) } else { Value::Null },
+            if live {
+                Value::Str(self.name.trim().to_lowercase())
+            } else {
+                Value::Null
+            },
             Value::Bool(self.is_default),
             // Unique when set: at most one default organization per tenant.
-            if self.is_default { Value::Bool(true) } else { Value::Null },
+            if self.is_default {
+                Value::Bool(true)
+            } else {
+                Value::Null
+            },
             Value::time(self.created_at),
             Value::time(self.updated_at),
         ]
@@ -213,7 +269,11 @@ impl OrganizationRepository for DocumentRepository<Organization> {
     async fn get(&self, tenant: &TenantId, id: &OrganizationId) -> Result<Option<Organization>> {
         DocumentRepository::get(self, &Partition::tenant(tenant), id.as_str()).await
     }
-    async fn get_many(&self, tenant: &TenantId, ids: &[OrganizationId]) -> Result<Vec<Organization>> {
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        ids: &[OrganizationId],
+    ) -> Result<Vec<Organization>> {
         let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
         DocumentRepository::get_many(self, &Partition::tenant(tenant), &ids).await
     }
@@ -224,7 +284,9 @@ impl OrganizationRepository for DocumentRepository<Organization> {
         let m = self
             .modify(&Partition::tenant(tenant), id.as_str(), |o, _| {
                 if o.is_default {
-                    return Err(Error::conflict("the default organization cannot be deleted"));
+                    return Err(Error::conflict(
+                        "the default organization cannot be deleted",
+                    ));
                 }
                 let change = o.status != OrganizationStatus::Deleted;
                 o.status = OrganizationStatus::Deleted;
@@ -235,7 +297,11 @@ impl OrganizationRepository for DocumentRepository<Organization> {
     }
     async fn find_default(&self, tenant: &TenantId) -> Result<Option<Organization>> {
         let found = self
-            .find_all(&Partition::tenant(tenant), Filter::Eq("default_key", Value::Bool(true)), 1)
+            .find_all(
+                &Partition::tenant(tenant),
+                Filter::Eq("default_key", Value::Bool(true)),
+                1,
+            )
             .await?;
         Ok(found.into_iter().next())
     }
@@ -246,7 +312,13 @@ impl OrganizationRepository for DocumentRepository<Organization> {
         sort: SortSpec<OrganizationSort>,
         page: &PageRequest,
     ) -> Result<Page<Organization>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter(None)?, sort, page).await
+        self.page(
+            &Partition::tenant(tenant),
+            filter.to_filter(None)?,
+            sort,
+            page,
+        )
+        .await
     }
     async fn count(&self, tenant: &TenantId, filter: &OrganizationFilter) -> Result<u64> {
         DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await

@@ -1,7 +1,9 @@
 //! Tags attached to machines.
 
 use async_trait::async_trait;
-use openframe_core::{Page, PageRequest, Result, SortDirection, SortField, SortSpec, Tag, TagId, TenantId, Timestamp};
+use openframe_core::{
+    Page, PageRequest, Result, SortDirection, SortField, SortSpec, Tag, TagId, TenantId, Timestamp,
+};
 
 use super::{DocumentRepository, StoreSortField, Timestamped, search_filter};
 use crate::entity::{Entity, serde_body, serde_from_body};
@@ -23,7 +25,13 @@ pub trait TagRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes the tag; `NotFound` if absent. Machines keep the id until they are updated.
     async fn delete(&self, tenant: &TenantId, id: &TagId) -> Result<()>;
     /// A page of tags.
-    async fn list(&self, tenant: &TenantId, filter: &TagFilter, sort: SortSpec<TagSort>, page: &PageRequest) -> Result<Page<Tag>>;
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &TagFilter,
+        sort: SortSpec<TagSort>,
+        page: &PageRequest,
+    ) -> Result<Page<Tag>>;
     /// How many match.
     async fn count(&self, tenant: &TenantId, filter: &TagFilter) -> Result<u64>;
 }
@@ -80,10 +88,23 @@ static SCHEMA: Schema = Schema {
     collection: "tags",
     entity: "tag",
     fields: &[
-        FieldDef { name: "name_key", kind: FieldKind::Str },
-        FieldDef { name: "created_at", kind: FieldKind::Int },
+        FieldDef {
+            name: "name_key",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "created_at",
+            kind: FieldKind::Int,
+        },
     ],
-    indexes: &[IndexDef { fields: &["name_key"] }, IndexDef { fields: &["created_at"] }],
+    indexes: &[
+        IndexDef {
+            fields: &["name_key"],
+        },
+        IndexDef {
+            fields: &["created_at"],
+        },
+    ],
     unique: &[&["name_key"]],
 };
 
@@ -102,7 +123,10 @@ impl Entity for Tag {
         Tag::validate(self)
     }
     fn index_values(&self) -> Vec<Value> {
-        vec![Value::Str(self.name.trim().to_lowercase()), Value::time(self.created_at)]
+        vec![
+            Value::Str(self.name.trim().to_lowercase()),
+            Value::time(self.created_at),
+        ]
     }
     fn search_texts(&self) -> Vec<&str> {
         let mut t = vec![self.name.as_str()];
@@ -138,16 +162,28 @@ impl TagRepository for DocumentRepository<Tag> {
     async fn find_by_name(&self, tenant: &TenantId, name: &str) -> Result<Option<Tag>> {
         openframe_core::validate::max_chars("name", name, openframe_core::validate::MAX_NAME_LEN)?;
         let filter = Filter::Eq("name_key", Value::Str(name.trim().to_lowercase()));
-        Ok(self.find_all(&Partition::tenant(tenant), filter, 1).await?.into_iter().next())
+        Ok(self
+            .find_all(&Partition::tenant(tenant), filter, 1)
+            .await?
+            .into_iter()
+            .next())
     }
     async fn update(&self, tenant: &TenantId, tag: Tag) -> Result<Tag> {
         DocumentRepository::update(self, &Partition::tenant(tenant), tag).await
     }
     async fn delete(&self, tenant: &TenantId, id: &TagId) -> Result<()> {
-        self.delete_hard(&Partition::tenant(tenant), id.as_str()).await
+        self.delete_hard(&Partition::tenant(tenant), id.as_str())
+            .await
     }
-    async fn list(&self, tenant: &TenantId, filter: &TagFilter, sort: SortSpec<TagSort>, page: &PageRequest) -> Result<Page<Tag>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page).await
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &TagFilter,
+        sort: SortSpec<TagSort>,
+        page: &PageRequest,
+    ) -> Result<Page<Tag>> {
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
     async fn count(&self, tenant: &TenantId, filter: &TagFilter) -> Result<u64> {
         DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await

@@ -46,10 +46,18 @@ static SCHEMA: Schema = Schema {
     collection: "tenants",
     entity: "tenant",
     fields: &[
-        FieldDef { name: "domain", kind: FieldKind::Str },
-        FieldDef { name: "status", kind: FieldKind::Str },
+        FieldDef {
+            name: "domain",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "status",
+            kind: FieldKind::Str,
+        },
     ],
-    indexes: &[IndexDef { fields: &["domain"] }],
+    indexes: &[IndexDef {
+        fields: &["domain"],
+    }],
     unique: &[&["domain"]],
 };
 
@@ -97,15 +105,29 @@ impl TenantRepository for DocumentRepository<Tenant> {
         DocumentRepository::get(self, &Partition::platform(), id.as_str()).await
     }
     async fn find_by_domain(&self, domain: &str) -> Result<Option<Tenant>> {
-        openframe_core::validate::max_chars("domain", domain, openframe_core::validate::MAX_NAME_LEN)?;
+        openframe_core::validate::max_chars(
+            "domain",
+            domain,
+            openframe_core::validate::MAX_NAME_LEN,
+        )?;
         let filter = Filter::Eq("domain", Value::Str(domain.trim().to_lowercase()));
-        Ok(self.find_all(&Partition::platform(), filter, 1).await?.into_iter().next())
+        Ok(self
+            .find_all(&Partition::platform(), filter, 1)
+            .await?
+            .into_iter()
+            .next())
     }
     async fn update(&self, mut tenant: Tenant) -> Result<Tenant> {
         tenant.domain = tenant.domain.trim().to_lowercase();
         DocumentRepository::update(self, &Partition::platform(), tenant).await
     }
     async fn list(&self, page: &PageRequest) -> Result<Page<Tenant>> {
-        self.page(&Partition::platform(), Filter::All, SortSpec::<TenantSort>::default(), page).await
+        self.page(
+            &Partition::platform(),
+            Filter::All,
+            SortSpec::<TenantSort>::default(),
+            page,
+        )
+        .await
     }
 }

@@ -2,11 +2,15 @@
 
 use async_trait::async_trait;
 use openframe_core::{
-    ConnectionStatus, FacetCount, IntegratedTool, MachineId, Page, PageRequest, Result, SortDirection, SortField,
-    SortSpec, TenantId, Timestamp, ToolConnection, ToolConnectionId, ToolCredentials, ToolId, ToolType,
+    ConnectionStatus, FacetCount, IntegratedTool, MachineId, Page, PageRequest, Result,
+    SortDirection, SortField, SortSpec, TenantId, Timestamp, ToolConnection, ToolConnectionId,
+    ToolCredentials, ToolId, ToolType,
 };
 
-use super::{DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list, search_filter};
+use super::{
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
+    search_filter,
+};
 use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -52,7 +56,13 @@ impl IntegratedToolFilter {
         filter_list("toolTypes", &self.tool_types)?;
         let mut parts = vec![search_filter(self.search.as_deref())?];
         if !self.tool_types.is_empty() {
-            parts.push(Filter::In("tool_type", self.tool_types.iter().map(|t| Value::str(t.as_str())).collect()));
+            parts.push(Filter::In(
+                "tool_type",
+                self.tool_types
+                    .iter()
+                    .map(|t| Value::str(t.as_str()))
+                    .collect(),
+            ));
         }
         if let Some(e) = self.enabled {
             parts.push(Filter::Eq("enabled", Value::Bool(e)));
@@ -96,12 +106,27 @@ static TOOL_SCHEMA: Schema = Schema {
     collection: "integrated_tools",
     entity: "integrated tool",
     fields: &[
-        FieldDef { name: "key", kind: FieldKind::Str },
-        FieldDef { name: "tool_type", kind: FieldKind::Str },
-        FieldDef { name: "enabled", kind: FieldKind::Bool },
-        FieldDef { name: "name", kind: FieldKind::Str },
+        FieldDef {
+            name: "key",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "tool_type",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "enabled",
+            kind: FieldKind::Bool,
+        },
+        FieldDef {
+            name: "name",
+            kind: FieldKind::Str,
+        },
     ],
-    indexes: &[IndexDef { fields: &["key"] }, IndexDef { fields: &["name"] }],
+    indexes: &[
+        IndexDef { fields: &["key"] },
+        IndexDef { fields: &["name"] },
+    ],
     unique: &[&["key"]],
 };
 
@@ -132,8 +157,9 @@ impl Entity for IntegratedTool {
     }
     /// The serde form skips credentials; the stored body adds them explicitly.
     fn to_body(&self) -> Result<String> {
-        let mut value = serde_json::to_value(self)
-            .map_err(|e| openframe_core::Error::Internal(format!("cannot encode tool: {e}").into()))?;
+        let mut value = serde_json::to_value(self).map_err(|e| {
+            openframe_core::Error::Internal(format!("cannot encode tool: {e}").into())
+        })?;
         if let (Some(obj), Some(creds)) = (value.as_object_mut(), &self.credentials) {
             obj.insert("credentials".into(), creds.to_storage_json());
         }
@@ -144,10 +170,11 @@ impl Entity for IntegratedTool {
         let creds = value.as_object_mut().and_then(|o| o.remove("credentials"));
         let mut tool: IntegratedTool = serde_from_body("integrated tool", &value.to_string())?;
         tool.credentials = match creds {
-            Some(c) if !c.is_null() => Some(
-                serde_json::from_value::<ToolCredentials>(c)
-                    .map_err(|_| openframe_core::Error::Internal("corrupt tool credentials".into()))?,
-            ),
+            Some(c) if !c.is_null() => {
+                Some(serde_json::from_value::<ToolCredentials>(c).map_err(|_| {
+                    openframe_core::Error::Internal("corrupt tool credentials".into())
+                })?)
+            }
             _ => None,
         };
         Ok(tool)
@@ -171,13 +198,18 @@ impl IntegratedToolRepository for DocumentRepository<IntegratedTool> {
     async fn find_by_key(&self, tenant: &TenantId, key: &str) -> Result<Option<IntegratedTool>> {
         openframe_core::validate::max_chars("key", key, openframe_core::id::MAX_ID_LEN)?;
         let filter = Filter::Eq("key", Value::str(key));
-        Ok(self.find_all(&Partition::tenant(tenant), filter, 1).await?.into_iter().next())
+        Ok(self
+            .find_all(&Partition::tenant(tenant), filter, 1)
+            .await?
+            .into_iter()
+            .next())
     }
     async fn update(&self, tenant: &TenantId, tool: IntegratedTool) -> Result<IntegratedTool> {
         DocumentRepository::update(self, &Partition::tenant(tenant), tool).await
     }
     async fn delete(&self, tenant: &TenantId, id: &ToolId) -> Result<()> {
-        self.delete_hard(&Partition::tenant(tenant), id.as_str()).await
+        self.delete_hard(&Partition::tenant(tenant), id.as_str())
+            .await
     }
     async fn list(
         &self,
@@ -186,7 +218,8 @@ impl IntegratedToolRepository for DocumentRepository<IntegratedTool> {
         sort: SortSpec<IntegratedToolSort>,
         page: &PageRequest,
     ) -> Result<Page<IntegratedTool>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page).await
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
     async fn count(&self, tenant: &TenantId, filter: &IntegratedToolFilter) -> Result<u64> {
         DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await
@@ -197,15 +230,27 @@ impl IntegratedToolRepository for DocumentRepository<IntegratedTool> {
 #[async_trait]
 pub trait ToolConnectionRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a connection; `AlreadyExists` if the machine already has one for the tool type.
-    async fn insert(&self, tenant: &TenantId, connection: ToolConnection) -> Result<ToolConnection>;
+    async fn insert(&self, tenant: &TenantId, connection: ToolConnection)
+    -> Result<ToolConnection>;
     /// One connection.
-    async fn get(&self, tenant: &TenantId, id: &ToolConnectionId) -> Result<Option<ToolConnection>>;
+    async fn get(&self, tenant: &TenantId, id: &ToolConnectionId)
+    -> Result<Option<ToolConnection>>;
     /// The connection whose tool-side agent id is `agent_tool_id` (event enrichment).
-    async fn find_by_agent_tool_id(&self, tenant: &TenantId, tool_type: ToolType, agent_tool_id: &str) -> Result<Option<ToolConnection>>;
+    async fn find_by_agent_tool_id(
+        &self,
+        tenant: &TenantId,
+        tool_type: ToolType,
+        agent_tool_id: &str,
+    ) -> Result<Option<ToolConnection>>;
     /// All connections of one machine.
-    async fn find_by_machine(&self, tenant: &TenantId, machine_id: &MachineId) -> Result<Vec<ToolConnection>>;
+    async fn find_by_machine(
+        &self,
+        tenant: &TenantId,
+        machine_id: &MachineId,
+    ) -> Result<Vec<ToolConnection>>;
     /// Writes `connection` if its version is current.
-    async fn update(&self, tenant: &TenantId, connection: ToolConnection) -> Result<ToolConnection>;
+    async fn update(&self, tenant: &TenantId, connection: ToolConnection)
+    -> Result<ToolConnection>;
     /// Deletes the connection; `NotFound` if absent.
     async fn delete(&self, tenant: &TenantId, id: &ToolConnectionId) -> Result<()>;
     /// A page of connections.
@@ -264,13 +309,31 @@ impl QueryFilter for ToolConnectionFilter {
         filter_list("statuses", &self.statuses)?;
         let mut parts = Vec::new();
         if !self.machine_ids.is_empty() {
-            parts.push(Filter::In("machine_id", self.machine_ids.iter().map(|m| Value::str(m.as_str())).collect()));
+            parts.push(Filter::In(
+                "machine_id",
+                self.machine_ids
+                    .iter()
+                    .map(|m| Value::str(m.as_str()))
+                    .collect(),
+            ));
         }
         if !self.tool_types.is_empty() && without != Some(ToolConnectionFacet::ToolType) {
-            parts.push(Filter::In("tool_type", self.tool_types.iter().map(|t| Value::str(t.as_str())).collect()));
+            parts.push(Filter::In(
+                "tool_type",
+                self.tool_types
+                    .iter()
+                    .map(|t| Value::str(t.as_str()))
+                    .collect(),
+            ));
         }
         if !self.statuses.is_empty() && without != Some(ToolConnectionFacet::Status) {
-            parts.push(Filter::In("status", self.statuses.iter().map(|s| Value::str(s.as_str())).collect()));
+            parts.push(Filter::In(
+                "status",
+                self.statuses
+                    .iter()
+                    .map(|s| Value::str(s.as_str()))
+                    .collect(),
+            ));
         }
         Ok(Filter::and(parts))
     }
@@ -311,16 +374,37 @@ static CONNECTION_SCHEMA: Schema = Schema {
     collection: "tool_connections",
     entity: "tool connection",
     fields: &[
-        FieldDef { name: "machine_id", kind: FieldKind::Str },
-        FieldDef { name: "tool_type", kind: FieldKind::Str },
-        FieldDef { name: "agent_tool_id", kind: FieldKind::Str },
-        FieldDef { name: "status", kind: FieldKind::Str },
-        FieldDef { name: "created_at", kind: FieldKind::Int },
+        FieldDef {
+            name: "machine_id",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "tool_type",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "agent_tool_id",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "status",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "created_at",
+            kind: FieldKind::Int,
+        },
     ],
     indexes: &[
-        IndexDef { fields: &["machine_id", "tool_type"] },
-        IndexDef { fields: &["tool_type", "agent_tool_id"] },
-        IndexDef { fields: &["created_at"] },
+        IndexDef {
+            fields: &["machine_id", "tool_type"],
+        },
+        IndexDef {
+            fields: &["tool_type", "agent_tool_id"],
+        },
+        IndexDef {
+            fields: &["created_at"],
+        },
     ],
     unique: &[&["machine_id", "tool_type"]],
 };
@@ -367,29 +451,60 @@ impl Timestamped for ToolConnection {
 
 #[async_trait]
 impl ToolConnectionRepository for DocumentRepository<ToolConnection> {
-    async fn insert(&self, tenant: &TenantId, connection: ToolConnection) -> Result<ToolConnection> {
+    async fn insert(
+        &self,
+        tenant: &TenantId,
+        connection: ToolConnection,
+    ) -> Result<ToolConnection> {
         DocumentRepository::insert(self, &Partition::tenant(tenant), connection).await
     }
-    async fn get(&self, tenant: &TenantId, id: &ToolConnectionId) -> Result<Option<ToolConnection>> {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &ToolConnectionId,
+    ) -> Result<Option<ToolConnection>> {
         DocumentRepository::get(self, &Partition::tenant(tenant), id.as_str()).await
     }
-    async fn find_by_agent_tool_id(&self, tenant: &TenantId, tool_type: ToolType, agent_tool_id: &str) -> Result<Option<ToolConnection>> {
-        openframe_core::validate::max_chars("agentToolId", agent_tool_id, openframe_core::validate::MAX_NAME_LEN)?;
+    async fn find_by_agent_tool_id(
+        &self,
+        tenant: &TenantId,
+        tool_type: ToolType,
+        agent_tool_id: &str,
+    ) -> Result<Option<ToolConnection>> {
+        openframe_core::validate::max_chars(
+            "agentToolId",
+            agent_tool_id,
+            openframe_core::validate::MAX_NAME_LEN,
+        )?;
         let filter = Filter::and(vec![
             Filter::Eq("tool_type", Value::str(tool_type.as_str())),
             Filter::Eq("agent_tool_id", Value::str(agent_tool_id)),
         ]);
-        Ok(self.find_all(&Partition::tenant(tenant), filter, 1).await?.into_iter().next())
+        Ok(self
+            .find_all(&Partition::tenant(tenant), filter, 1)
+            .await?
+            .into_iter()
+            .next())
     }
-    async fn find_by_machine(&self, tenant: &TenantId, machine_id: &MachineId) -> Result<Vec<ToolConnection>> {
+    async fn find_by_machine(
+        &self,
+        tenant: &TenantId,
+        machine_id: &MachineId,
+    ) -> Result<Vec<ToolConnection>> {
         let filter = Filter::Eq("machine_id", Value::str(machine_id.as_str()));
-        self.find_all(&Partition::tenant(tenant), filter, ToolType::ALL.len()).await
+        self.find_all(&Partition::tenant(tenant), filter, ToolType::ALL.len())
+            .await
     }
-    async fn update(&self, tenant: &TenantId, connection: ToolConnection) -> Result<ToolConnection> {
+    async fn update(
+        &self,
+        tenant: &TenantId,
+        connection: ToolConnection,
+    ) -> Result<ToolConnection> {
         DocumentRepository::update(self, &Partition::tenant(tenant), connection).await
     }
     async fn delete(&self, tenant: &TenantId, id: &ToolConnectionId) -> Result<()> {
-        self.delete_hard(&Partition::tenant(tenant), id.as_str()).await
+        self.delete_hard(&Partition::tenant(tenant), id.as_str())
+            .await
     }
     async fn list(
         &self,
@@ -398,7 +513,13 @@ impl ToolConnectionRepository for DocumentRepository<ToolConnection> {
         sort: SortSpec<ToolConnectionSort>,
         page: &PageRequest,
     ) -> Result<Page<ToolConnection>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter(None)?, sort, page).await
+        self.page(
+            &Partition::tenant(tenant),
+            filter.to_filter(None)?,
+            sort,
+            page,
+        )
+        .await
     }
     async fn count(&self, tenant: &TenantId, filter: &ToolConnectionFilter) -> Result<u64> {
         DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await

@@ -2,11 +2,14 @@
 
 use async_trait::async_trait;
 use openframe_core::{
-    FacetCount, Page, PageRequest, Result, SortDirection, SortField, SortSpec, TenantId, Timestamp, User,
-    UserId, UserRole, UserStatus, normalize_email,
+    FacetCount, Page, PageRequest, Result, SortDirection, SortField, SortSpec, TenantId, Timestamp,
+    User, UserId, UserRole, UserStatus, normalize_email,
 };
 
-use super::{DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list, search_filter};
+use super::{
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
+    search_filter,
+};
 use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -26,11 +29,22 @@ pub trait UserRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Soft-deletes (status DELETED, email freed).
     async fn delete(&self, tenant: &TenantId, id: &UserId) -> Result<User>;
     /// A page of users.
-    async fn list(&self, tenant: &TenantId, filter: &UserFilter, sort: SortSpec<UserSort>, page: &PageRequest) -> Result<Page<User>>;
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &UserFilter,
+        sort: SortSpec<UserSort>,
+        page: &PageRequest,
+    ) -> Result<Page<User>>;
     /// How many match.
     async fn count(&self, tenant: &TenantId, filter: &UserFilter) -> Result<u64>;
     /// Self-excluding counts.
-    async fn facets(&self, tenant: &TenantId, filter: &UserFilter, dimensions: &[UserFacet]) -> Result<Vec<(UserFacet, Vec<FacetCount>)>>;
+    async fn facets(
+        &self,
+        tenant: &TenantId,
+        filter: &UserFilter,
+        dimensions: &[UserFacet],
+    ) -> Result<Vec<(UserFacet, Vec<FacetCount>)>>;
 }
 
 /// User list filter. Without `statuses`, DELETED users are hidden unless asked for.
@@ -110,10 +124,19 @@ impl QueryFilter for UserFilter {
                 parts.push(Filter::NotIn("status", vec![Value::str("DELETED")]));
             }
         } else if without != Some(UserFacet::Status) {
-            parts.push(Filter::In("status", self.statuses.iter().map(|s| Value::str(s.as_str())).collect()));
+            parts.push(Filter::In(
+                "status",
+                self.statuses
+                    .iter()
+                    .map(|s| Value::str(s.as_str()))
+                    .collect(),
+            ));
         }
         if !self.roles.is_empty() && without != Some(UserFacet::Role) {
-            parts.push(Filter::HasAny("roles", self.roles.iter().map(|r| r.as_str().to_owned()).collect()));
+            parts.push(Filter::HasAny(
+                "roles",
+                self.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            ));
         }
         Ok(Filter::and(parts))
     }
@@ -123,16 +146,35 @@ static SCHEMA: Schema = Schema {
     collection: "users",
     entity: "user",
     fields: &[
-        FieldDef { name: "status", kind: FieldKind::Str },
-        FieldDef { name: "roles", kind: FieldKind::StrList },
-        FieldDef { name: "email", kind: FieldKind::Str },
-        FieldDef { name: "email_key", kind: FieldKind::Str },
-        FieldDef { name: "created_at", kind: FieldKind::Int },
+        FieldDef {
+            name: "status",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "roles",
+            kind: FieldKind::StrList,
+        },
+        FieldDef {
+            name: "email",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "email_key",
+            kind: FieldKind::Str,
+        },
+        FieldDef {
+            name: "created_at",
+            kind: FieldKind::Int,
+        },
     ],
     indexes: &[
-        IndexDef { fields: &["created_at"] },
+        IndexDef {
+            fields: &["created_at"],
+        },
         IndexDef { fields: &["email"] },
-        IndexDef { fields: &["status", "created_at"] },
+        IndexDef {
+            fields: &["status", "created_at"],
+        },
     ],
     unique: &[&["email_key"]],
 };
@@ -159,7 +201,11 @@ impl Entity for User {
             Value::str(self.status.as_str()),
             Value::StrList(roles),
             Value::str(&self.email),
-            if self.status == UserStatus::Deleted { Value::Null } else { Value::str(&self.email) },
+            if self.status == UserStatus::Deleted {
+                Value::Null
+            } else {
+                Value::str(&self.email)
+            },
             Value::time(self.created_at),
         ]
     }
@@ -197,9 +243,17 @@ impl UserRepository for DocumentRepository<User> {
         DocumentRepository::get_many(self, &Partition::tenant(tenant), &ids).await
     }
     async fn find_by_email(&self, tenant: &TenantId, email: &str) -> Result<Option<User>> {
-        openframe_core::validate::max_chars("email", email, openframe_core::validate::MAX_NAME_LEN)?;
+        openframe_core::validate::max_chars(
+            "email",
+            email,
+            openframe_core::validate::MAX_NAME_LEN,
+        )?;
         let filter = Filter::Eq("email_key", Value::Str(normalize_email(email)));
-        Ok(self.find_all(&Partition::tenant(tenant), filter, 1).await?.into_iter().next())
+        Ok(self
+            .find_all(&Partition::tenant(tenant), filter, 1)
+            .await?
+            .into_iter()
+            .next())
     }
     async fn update(&self, tenant: &TenantId, mut user: User) -> Result<User> {
         user.email = normalize_email(&user.email);
@@ -215,13 +269,30 @@ impl UserRepository for DocumentRepository<User> {
             .await?;
         Ok(m.after)
     }
-    async fn list(&self, tenant: &TenantId, filter: &UserFilter, sort: SortSpec<UserSort>, page: &PageRequest) -> Result<Page<User>> {
-        self.page(&Partition::tenant(tenant), filter.to_filter(None)?, sort, page).await
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &UserFilter,
+        sort: SortSpec<UserSort>,
+        page: &PageRequest,
+    ) -> Result<Page<User>> {
+        self.page(
+            &Partition::tenant(tenant),
+            filter.to_filter(None)?,
+            sort,
+            page,
+        )
+        .await
     }
     async fn count(&self, tenant: &TenantId, filter: &UserFilter) -> Result<u64> {
         DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await
     }
-    async fn facets(&self, tenant: &TenantId, filter: &UserFilter, dimensions: &[UserFacet]) -> Result<Vec<(UserFacet, Vec<FacetCount>)>> {
+    async fn facets(
+        &self,
+        tenant: &TenantId,
+        filter: &UserFilter,
+        dimensions: &[UserFacet],
+    ) -> Result<Vec<(UserFacet, Vec<FacetCount>)>> {
         DocumentRepository::facets(self, &Partition::tenant(tenant), filter, dimensions).await
     }
 }

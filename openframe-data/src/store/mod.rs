@@ -138,13 +138,28 @@ pub trait DocumentStore: Send + Sync + Debug + 'static {
     fn backend(&self) -> &'static str;
 
     /// One document by id.
-    async fn get(&self, schema: &'static Schema, partition: &Partition, id: &str) -> Result<Option<StoredDoc>>;
+    async fn get(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        id: &str,
+    ) -> Result<Option<StoredDoc>>;
 
     /// Several documents by id, in no particular order; missing ids are skipped.
-    async fn get_many(&self, schema: &'static Schema, partition: &Partition, ids: &[String]) -> Result<Vec<StoredDoc>>;
+    async fn get_many(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        ids: &[String],
+    ) -> Result<Vec<StoredDoc>>;
 
     /// Inserts a new document.
-    async fn insert(&self, schema: &'static Schema, partition: &Partition, doc: StoredDoc) -> Result<()>;
+    async fn insert(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        doc: StoredDoc,
+    ) -> Result<()>;
 
     /// Replaces a document if its stored version is `expected_version`.
     async fn replace(
@@ -156,13 +171,28 @@ pub trait DocumentStore: Send + Sync + Debug + 'static {
     ) -> Result<()>;
 
     /// Hard-deletes a document; `false` if it did not exist.
-    async fn delete(&self, schema: &'static Schema, partition: &Partition, id: &str) -> Result<bool>;
+    async fn delete(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        id: &str,
+    ) -> Result<bool>;
 
     /// Documents matching a query, sorted, limited.
-    async fn find(&self, schema: &'static Schema, partition: &Partition, query: &FindQuery) -> Result<Vec<StoredDoc>>;
+    async fn find(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        query: &FindQuery,
+    ) -> Result<Vec<StoredDoc>>;
 
     /// How many documents match.
-    async fn count(&self, schema: &'static Schema, partition: &Partition, filter: &Filter) -> Result<u64>;
+    async fn count(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        filter: &Filter,
+    ) -> Result<u64>;
 
     /// Counts per distinct value of `field` among matching documents.
     async fn facet(

@@ -53,7 +53,9 @@ impl Schema {
         self.fields
             .iter()
             .position(|f| f.name == field)
-            .ok_or_else(|| Error::Internal(format!("{}: unknown index field {field}", self.collection).into()))
+            .ok_or_else(|| {
+                Error::Internal(format!("{}: unknown index field {field}", self.collection).into())
+            })
     }
 
     /// The definition of `field`.
