@@ -3,7 +3,7 @@
 //! Each suite is a set of `check_*` functions taking the trait object; a macro expands them
 //! into `#[tokio::test]`s for a backend factory:
 //!
-//! ```ignore
+//! ```text
 //! async fn make_store() -> Option<Arc<dyn DocumentStore>> { Some(Arc::new(MyStore::new())) }
 //! openframe_data::document_store_conformance!(make_store);
 //! ```
