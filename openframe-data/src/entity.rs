@@ -76,6 +76,18 @@ pub fn to_doc<E: Entity>(entity: &E) -> Result<StoredDoc> {
             .into(),
         ));
     }
+    for (def, value) in E::SCHEMA.fields.iter().zip(&fields) {
+        if !def.nullable && *value == Value::Null {
+            return Err(Error::Internal(
+                format!(
+                    "{}: required index field {} is null",
+                    E::SCHEMA.collection,
+                    def.name
+                )
+                .into(),
+            ));
+        }
+    }
     Ok(StoredDoc {
         id: entity.doc_id().to_owned(),
         version: entity.version(),

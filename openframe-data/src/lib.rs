@@ -94,13 +94,31 @@ impl Repositories {
     /// Repositories over `store`, stamping `updated_at` from `clock`.
     pub fn with_clock(store: Arc<dyn store::DocumentStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            tenants: Arc::new(DocumentRepository::<Tenant>::new(store.clone(), clock.clone())),
-            users: Arc::new(DocumentRepository::<User>::new(store.clone(), clock.clone())),
-            organizations: Arc::new(DocumentRepository::<Organization>::new(store.clone(), clock.clone())),
-            machines: Arc::new(DocumentRepository::<Machine>::new(store.clone(), clock.clone())),
+            tenants: Arc::new(DocumentRepository::<Tenant>::new(
+                store.clone(),
+                clock.clone(),
+            )),
+            users: Arc::new(DocumentRepository::<User>::new(
+                store.clone(),
+                clock.clone(),
+            )),
+            organizations: Arc::new(DocumentRepository::<Organization>::new(
+                store.clone(),
+                clock.clone(),
+            )),
+            machines: Arc::new(DocumentRepository::<Machine>::new(
+                store.clone(),
+                clock.clone(),
+            )),
             tags: Arc::new(DocumentRepository::<Tag>::new(store.clone(), clock.clone())),
-            tools: Arc::new(DocumentRepository::<IntegratedTool>::new(store.clone(), clock.clone())),
-            tool_connections: Arc::new(DocumentRepository::<ToolConnection>::new(store.clone(), clock.clone())),
+            tools: Arc::new(DocumentRepository::<IntegratedTool>::new(
+                store.clone(),
+                clock.clone(),
+            )),
+            tool_connections: Arc::new(DocumentRepository::<ToolConnection>::new(
+                store.clone(),
+                clock.clone(),
+            )),
             api_keys: Arc::new(DocumentRepository::<ApiKey>::new(store, clock)),
         }
     }

@@ -69,7 +69,7 @@ pub async fn page(
     // Rows strictly beyond the cursor, walking in the page's direction.
     let beyond = position
         .as_ref()
-        .map(|(key, id)| keyset(sort, key, id, backward, false))
+        .map(|(key, id)| keyset(schema, sort, key, id, backward, false))
         .transpose()?;
     let query = FindQuery {
         filter: Filter::and(vec![base.clone(), beyond.unwrap_or(Filter::All)]),
@@ -85,7 +85,7 @@ pub async fn page(
         None => false,
         Some((key, id)) => {
             let probe = FindQuery {
-                filter: Filter::and(vec![base, keyset(sort, key, id, !backward, true)?]),
+                filter: Filter::and(vec![base, keyset(schema, sort, key, id, !backward, true)?]),
                 sort: sort.keys(!backward),
                 limit: 1,
             };
@@ -157,7 +157,7 @@ fn cursor_position(
     let key = match sort.key {
         SortKey::Id => Value::Null,
         SortKey::Field(f) => match (schema.field(f)?.kind, &cursor.key) {
-            (_, serde_json::Value::Null) => Value::Null,
+            (_, serde_json::Value::Null) if schema.field(f)?.nullable => Value::Null,
             (FieldKind::Str, serde_json::Value::String(s)) if s.len() <= 1024 => {
                 Value::Str(s.clone())
             }
@@ -174,6 +174,7 @@ fn cursor_position(
 /// Rows after `(key, id)` when walking in the sort order (or, with `reversed`, in the
 /// opposite order); `inclusive` also admits the cursor row itself.
 fn keyset(
+    schema: &Schema,
     sort: StoreSort,
     key: &Value,
     id: &str,
@@ -185,31 +186,29 @@ fn keyset(
     } else {
         sort.direction
     };
-    let (strict, id_op) = match (dir, inclusive) {
-        (SortDirection::Asc, false) => (CmpOp::Gt, CmpOp::Gt),
-        (SortDirection::Asc, true) => (CmpOp::Gt, CmpOp::Gte),
-        (SortDirection::Desc, false) => (CmpOp::Lt, CmpOp::Lt),
-        (SortDirection::Desc, true) => (CmpOp::Lt, CmpOp::Lte),
+    let op = match (dir, inclusive) {
+        (SortDirection::Asc, false) => CmpOp::Gt,
+        (SortDirection::Asc, true) => CmpOp::Gte,
+        (SortDirection::Desc, false) => CmpOp::Lt,
+        (SortDirection::Desc, true) => CmpOp::Lte,
     };
-    let id_after = Filter::IdCmp(id_op, id.to_owned());
+    let id_after = Filter::IdCmp(op, id.to_owned());
     let SortKey::Field(f) = sort.key else {
         return Ok(id_after);
     };
+    let nullable = schema.field(f)?.nullable;
     // Nulls come first ascending and last descending.
     Ok(match (dir, key) {
         (SortDirection::Asc, Value::Null) => Filter::Or(vec![
             Filter::and(vec![Filter::IsNull(f), id_after]),
             Filter::NotNull(f),
         ]),
-        (SortDirection::Asc, k) => Filter::Or(vec![
-            Filter::Cmp(f, strict, k.clone()),
-            Filter::and(vec![Filter::Eq(f, k.clone()), id_after]),
-        ]),
+        (SortDirection::Asc, k) => Filter::KeysetCmp(f, op, k.clone(), id.to_owned()),
         (SortDirection::Desc, Value::Null) => Filter::and(vec![Filter::IsNull(f), id_after]),
-        (SortDirection::Desc, k) => Filter::Or(vec![
-            Filter::Cmp(f, strict, k.clone()),
+        (SortDirection::Desc, k) if nullable => Filter::Or(vec![
+            Filter::KeysetCmp(f, op, k.clone(), id.to_owned()),
             Filter::IsNull(f),
-            Filter::and(vec![Filter::Eq(f, k.clone()), id_after]),
         ]),
+        (SortDirection::Desc, k) => Filter::KeysetCmp(f, op, k.clone(), id.to_owned()),
     })
 }

@@ -104,22 +104,10 @@ static SCHEMA: Schema = Schema {
     collection: "api_keys",
     entity: "api key",
     fields: &[
-        FieldDef {
-            name: "user_id",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "enabled",
-            kind: FieldKind::Bool,
-        },
-        FieldDef {
-            name: "name",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "created_at",
-            kind: FieldKind::Int,
-        },
+        FieldDef::required("user_id", FieldKind::Str),
+        FieldDef::required("enabled", FieldKind::Bool),
+        FieldDef::required("name", FieldKind::Str),
+        FieldDef::required("created_at", FieldKind::Int),
     ],
     indexes: &[
         IndexDef {

@@ -198,11 +198,7 @@ fn strs<T: AsRef<str>>(items: &[T]) -> Vec<Value> {
 impl QueryFilter for MachineFilter {
     type Facet = MachineFacet;
 
-    fn to_filter(&self, without: Option<MachineFacet>) -> Result<Filter> {
-        filter_list("statuses", &self.statuses)?;
-        filter_list("osTypes", &self.os_types)?;
-        filter_list("organizationIds", &self.organization_ids)?;
-        filter_list("tagIds", &self.tag_ids)?;
+    fn base(&self) -> Result<Filter> {
         let mut parts = vec![search_filter(self.search.as_deref())?];
         if let Some(ids) = &self.machine_ids {
             if ids.len() > 1000 {
@@ -210,32 +206,40 @@ impl QueryFilter for MachineFilter {
             }
             parts.push(Filter::IdIn(ids.iter().map(|i| i.to_string()).collect()));
         }
-        let skip = |dim| without == Some(dim);
-        if self.statuses.is_empty() {
-            if !self.include_deleted {
-                parts.push(Filter::NotIn(
-                    "status",
-                    vec![Value::str(MachineStatus::Deleted.as_str())],
-                ));
-            }
-        } else if !skip(MachineFacet::Status) {
-            let statuses: Vec<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
-            parts.push(Filter::In("status", strs(&statuses)));
-        }
-        if !self.os_types.is_empty() && !skip(MachineFacet::OsType) {
-            let os: Vec<&str> = self.os_types.iter().map(|s| s.as_str()).collect();
-            parts.push(Filter::In("os_type", strs(&os)));
-        }
-        if !self.organization_ids.is_empty() && !skip(MachineFacet::Organization) {
-            parts.push(Filter::In("organization_id", strs(&self.organization_ids)));
-        }
-        if !self.tag_ids.is_empty() && !skip(MachineFacet::Tag) {
-            parts.push(Filter::HasAny(
-                "tags",
-                self.tag_ids.iter().map(|t| t.to_string()).collect(),
+        if self.statuses.is_empty() && !self.include_deleted {
+            parts.push(Filter::NotIn(
+                "status",
+                vec![Value::str(MachineStatus::Deleted.as_str())],
             ));
         }
         Ok(Filter::and(parts))
+    }
+
+    fn conditions(&self) -> Result<Vec<(MachineFacet, Filter)>> {
+        filter_list("statuses", &self.statuses)?;
+        filter_list("osTypes", &self.os_types)?;
+        filter_list("organizationIds", &self.organization_ids)?;
+        filter_list("tagIds", &self.tag_ids)?;
+        let mut out = Vec::new();
+        if !self.statuses.is_empty() {
+            let statuses: Vec<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
+            out.push((MachineFacet::Status, Filter::In("status", strs(&statuses))));
+        }
+        if !self.os_types.is_empty() {
+            let os: Vec<&str> = self.os_types.iter().map(|s| s.as_str()).collect();
+            out.push((MachineFacet::OsType, Filter::In("os_type", strs(&os))));
+        }
+        if !self.organization_ids.is_empty() {
+            out.push((
+                MachineFacet::Organization,
+                Filter::In("organization_id", strs(&self.organization_ids)),
+            ));
+        }
+        if !self.tag_ids.is_empty() {
+            let tags = self.tag_ids.iter().map(|t| t.to_string()).collect();
+            out.push((MachineFacet::Tag, Filter::HasAny("tags", tags)));
+        }
+        Ok(out)
     }
 }
 
@@ -243,34 +247,13 @@ static SCHEMA: Schema = Schema {
     collection: "machines",
     entity: "machine",
     fields: &[
-        FieldDef {
-            name: "status",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "os_type",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "organization_id",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "tags",
-            kind: FieldKind::StrList,
-        },
-        FieldDef {
-            name: "hostname",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "last_seen",
-            kind: FieldKind::Int,
-        },
-        FieldDef {
-            name: "registered_at",
-            kind: FieldKind::Int,
-        },
+        FieldDef::required("status", FieldKind::Str),
+        FieldDef::required("os_type", FieldKind::Str),
+        FieldDef::optional("organization_id", FieldKind::Str),
+        FieldDef::required("tags", FieldKind::StrList),
+        FieldDef::required("hostname", FieldKind::Str),
+        FieldDef::optional("last_seen", FieldKind::Int),
+        FieldDef::required("registered_at", FieldKind::Int),
     ],
     indexes: &[
         IndexDef {
@@ -396,17 +379,12 @@ impl MachineRepository for DocumentRepository<Machine> {
         sort: SortSpec<MachineSort>,
         page: &PageRequest,
     ) -> Result<Page<Machine>> {
-        self.page(
-            &Partition::tenant(tenant),
-            filter.to_filter(None)?,
-            sort,
-            page,
-        )
-        .await
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
 
     async fn count(&self, tenant: &TenantId, filter: &MachineFilter) -> Result<u64> {
-        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await
+        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await
     }
 
     async fn facets(

@@ -33,7 +33,7 @@ pub use users::{UserFacet, UserFilter, UserRepository, UserSort};
 
 use crate::entity::{Entity, from_doc, to_doc};
 use crate::paging::{self, StoreSort};
-use crate::store::{DocumentStore, Filter, Partition, SortKey};
+use crate::store::{DocumentStore, FacetSpec, Filter, Partition, SortKey};
 
 /// How many times a read-modify-write is retried on a version conflict.
 const MODIFY_ATTEMPTS: u32 = 16;
@@ -50,12 +50,20 @@ pub trait FacetDimension: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     fn field(self) -> &'static str;
 }
 
-/// A list filter that can leave out one facet's own condition (self-excluding facets).
+/// A list filter split into its parts, so facets can leave out their own condition.
 pub trait QueryFilter: Send + Sync {
     /// The facet dimensions of this entity.
     type Facet: FacetDimension;
-    /// The store filter, without the condition on `without` if given.
-    fn to_filter(&self, without: Option<Self::Facet>) -> Result<Filter>;
+    /// Conditions that belong to no facet (search, soft-delete guard, id restrictions).
+    fn base(&self) -> Result<Filter>;
+    /// The condition of each facet dimension the filter sets.
+    fn conditions(&self) -> Result<Vec<(Self::Facet, Filter)>>;
+    /// The whole filter.
+    fn to_filter(&self) -> Result<Filter> {
+        let mut parts = vec![self.base()?];
+        parts.extend(self.conditions()?.into_iter().map(|(_, f)| f));
+        Ok(Filter::and(parts))
+    }
 }
 
 /// The outcome of a conditional read-modify-write.
@@ -286,20 +294,37 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
         query: &Q,
         dimensions: &[Q::Facet],
     ) -> Result<Vec<(Q::Facet, Vec<FacetCount>)>> {
-        let mut out = Vec::with_capacity(dimensions.len());
-        for &dim in dimensions {
-            let filter = query.to_filter(Some(dim))?;
-            let counts = self
-                .store
-                .facet(E::SCHEMA, partition, dim.field(), &filter)
-                .await?;
-            let mut counts: Vec<FacetCount> = counts
-                .into_iter()
-                .filter_map(|(v, count)| v.to_label().map(|value| FacetCount { value, count }))
-                .collect();
-            counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            out.push((dim, counts));
-        }
+        let base = query.base()?;
+        let conditions = query.conditions()?;
+        let specs: Vec<FacetSpec> = dimensions
+            .iter()
+            .map(|&dim| FacetSpec {
+                field: dim.field(),
+                filter: Filter::and(
+                    conditions
+                        .iter()
+                        .filter(|(d, _)| *d != dim)
+                        .map(|(_, f)| f.clone())
+                        .collect(),
+                ),
+            })
+            .collect();
+        let results = self
+            .store
+            .facet_many(E::SCHEMA, partition, &base, &specs)
+            .await?;
+        let out = dimensions
+            .iter()
+            .zip(results)
+            .map(|(&dim, counts)| {
+                let mut counts: Vec<FacetCount> = counts
+                    .into_iter()
+                    .filter_map(|(v, count)| v.to_label().map(|value| FacetCount { value, count }))
+                    .collect();
+                counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+                (dim, counts)
+            })
+            .collect();
         Ok(out)
     }
 }

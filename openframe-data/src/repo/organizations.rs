@@ -124,30 +124,34 @@ impl StoreSortField for OrganizationSort {
 
 impl QueryFilter for OrganizationFilter {
     type Facet = OrganizationFacet;
-    fn to_filter(&self, without: Option<OrganizationFacet>) -> Result<Filter> {
-        filter_list("statuses", &self.statuses)?;
-        filter_list("categories", &self.categories)?;
+    fn base(&self) -> Result<Filter> {
         let mut parts = vec![search_filter(self.search.as_deref())?];
-        if self.statuses.is_empty() {
-            if !self.include_deleted {
-                parts.push(Filter::NotIn("status", vec![Value::str("DELETED")]));
-            }
-        } else if without != Some(OrganizationFacet::Status) {
-            parts.push(Filter::In(
-                "status",
-                self.statuses
-                    .iter()
-                    .map(|s| Value::str(s.as_str()))
-                    .collect(),
-            ));
-        }
-        if !self.categories.is_empty() && without != Some(OrganizationFacet::Category) {
-            parts.push(Filter::In(
-                "category",
-                self.categories.iter().map(Value::str).collect(),
-            ));
+        if self.statuses.is_empty() && !self.include_deleted {
+            parts.push(Filter::NotIn("status", vec![Value::str("DELETED")]));
         }
         Ok(Filter::and(parts))
+    }
+
+    fn conditions(&self) -> Result<Vec<(OrganizationFacet, Filter)>> {
+        filter_list("statuses", &self.statuses)?;
+        filter_list("categories", &self.categories)?;
+        let mut out = Vec::new();
+        if !self.statuses.is_empty() {
+            let statuses = self
+                .statuses
+                .iter()
+                .map(|s| Value::str(s.as_str()))
+                .collect();
+            out.push((OrganizationFacet::Status, Filter::In("status", statuses)));
+        }
+        if !self.categories.is_empty() {
+            let categories = self.categories.iter().map(Value::str).collect();
+            out.push((
+                OrganizationFacet::Category,
+                Filter::In("category", categories),
+            ));
+        }
+        Ok(out)
     }
 }
 
@@ -155,38 +159,14 @@ static SCHEMA: Schema = Schema {
     collection: "organizations",
     entity: "organization",
     fields: &[
-        FieldDef {
-            name: "status",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "category",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "name",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "name_key",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "is_default",
-            kind: FieldKind::Bool,
-        },
-        FieldDef {
-            name: "default_key",
-            kind: FieldKind::Bool,
-        },
-        FieldDef {
-            name: "created_at",
-            kind: FieldKind::Int,
-        },
-        FieldDef {
-            name: "updated_at",
-            kind: FieldKind::Int,
-        },
+        FieldDef::required("status", FieldKind::Str),
+        FieldDef::optional("category", FieldKind::Str),
+        FieldDef::required("name", FieldKind::Str),
+        FieldDef::optional("name_key", FieldKind::Str),
+        FieldDef::required("is_default", FieldKind::Bool),
+        FieldDef::optional("default_key", FieldKind::Bool),
+        FieldDef::required("created_at", FieldKind::Int),
+        FieldDef::required("updated_at", FieldKind::Int),
     ],
     indexes: &[
         IndexDef {
@@ -312,16 +292,11 @@ impl OrganizationRepository for DocumentRepository<Organization> {
         sort: SortSpec<OrganizationSort>,
         page: &PageRequest,
     ) -> Result<Page<Organization>> {
-        self.page(
-            &Partition::tenant(tenant),
-            filter.to_filter(None)?,
-            sort,
-            page,
-        )
-        .await
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
     async fn count(&self, tenant: &TenantId, filter: &OrganizationFilter) -> Result<u64> {
-        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await
+        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await
     }
     async fn facets(
         &self,

@@ -88,14 +88,8 @@ static SCHEMA: Schema = Schema {
     collection: "tags",
     entity: "tag",
     fields: &[
-        FieldDef {
-            name: "name_key",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "created_at",
-            kind: FieldKind::Int,
-        },
+        FieldDef::required("name_key", FieldKind::Str),
+        FieldDef::required("created_at", FieldKind::Int),
     ],
     indexes: &[
         IndexDef {

@@ -46,14 +46,8 @@ static SCHEMA: Schema = Schema {
     collection: "tenants",
     entity: "tenant",
     fields: &[
-        FieldDef {
-            name: "domain",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "status",
-            kind: FieldKind::Str,
-        },
+        FieldDef::required("domain", FieldKind::Str),
+        FieldDef::required("status", FieldKind::Str),
     ],
     indexes: &[IndexDef {
         fields: &["domain"],

@@ -106,22 +106,10 @@ static TOOL_SCHEMA: Schema = Schema {
     collection: "integrated_tools",
     entity: "integrated tool",
     fields: &[
-        FieldDef {
-            name: "key",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "tool_type",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "enabled",
-            kind: FieldKind::Bool,
-        },
-        FieldDef {
-            name: "name",
-            kind: FieldKind::Str,
-        },
+        FieldDef::required("key", FieldKind::Str),
+        FieldDef::required("tool_type", FieldKind::Str),
+        FieldDef::required("enabled", FieldKind::Bool),
+        FieldDef::required("name", FieldKind::Str),
     ],
     indexes: &[
         IndexDef { fields: &["key"] },
@@ -303,39 +291,43 @@ impl FacetDimension for ToolConnectionFacet {
 
 impl QueryFilter for ToolConnectionFilter {
     type Facet = ToolConnectionFacet;
-    fn to_filter(&self, without: Option<ToolConnectionFacet>) -> Result<Filter> {
+    fn base(&self) -> Result<Filter> {
         filter_list("machineIds", &self.machine_ids)?;
+        if self.machine_ids.is_empty() {
+            return Ok(Filter::All);
+        }
+        let machines = self
+            .machine_ids
+            .iter()
+            .map(|m| Value::str(m.as_str()))
+            .collect();
+        Ok(Filter::In("machine_id", machines))
+    }
+
+    fn conditions(&self) -> Result<Vec<(ToolConnectionFacet, Filter)>> {
         filter_list("toolTypes", &self.tool_types)?;
         filter_list("statuses", &self.statuses)?;
-        let mut parts = Vec::new();
-        if !self.machine_ids.is_empty() {
-            parts.push(Filter::In(
-                "machine_id",
-                self.machine_ids
-                    .iter()
-                    .map(|m| Value::str(m.as_str()))
-                    .collect(),
+        let mut out = Vec::new();
+        if !self.tool_types.is_empty() {
+            let types = self
+                .tool_types
+                .iter()
+                .map(|t| Value::str(t.as_str()))
+                .collect();
+            out.push((
+                ToolConnectionFacet::ToolType,
+                Filter::In("tool_type", types),
             ));
         }
-        if !self.tool_types.is_empty() && without != Some(ToolConnectionFacet::ToolType) {
-            parts.push(Filter::In(
-                "tool_type",
-                self.tool_types
-                    .iter()
-                    .map(|t| Value::str(t.as_str()))
-                    .collect(),
-            ));
+        if !self.statuses.is_empty() {
+            let statuses = self
+                .statuses
+                .iter()
+                .map(|s| Value::str(s.as_str()))
+                .collect();
+            out.push((ToolConnectionFacet::Status, Filter::In("status", statuses)));
         }
-        if !self.statuses.is_empty() && without != Some(ToolConnectionFacet::Status) {
-            parts.push(Filter::In(
-                "status",
-                self.statuses
-                    .iter()
-                    .map(|s| Value::str(s.as_str()))
-                    .collect(),
-            ));
-        }
-        Ok(Filter::and(parts))
+        Ok(out)
     }
 }
 
@@ -374,26 +366,11 @@ static CONNECTION_SCHEMA: Schema = Schema {
     collection: "tool_connections",
     entity: "tool connection",
     fields: &[
-        FieldDef {
-            name: "machine_id",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "tool_type",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "agent_tool_id",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "status",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "created_at",
-            kind: FieldKind::Int,
-        },
+        FieldDef::required("machine_id", FieldKind::Str),
+        FieldDef::required("tool_type", FieldKind::Str),
+        FieldDef::required("agent_tool_id", FieldKind::Str),
+        FieldDef::required("status", FieldKind::Str),
+        FieldDef::required("created_at", FieldKind::Int),
     ],
     indexes: &[
         IndexDef {
@@ -513,16 +490,11 @@ impl ToolConnectionRepository for DocumentRepository<ToolConnection> {
         sort: SortSpec<ToolConnectionSort>,
         page: &PageRequest,
     ) -> Result<Page<ToolConnection>> {
-        self.page(
-            &Partition::tenant(tenant),
-            filter.to_filter(None)?,
-            sort,
-            page,
-        )
-        .await
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
     async fn count(&self, tenant: &TenantId, filter: &ToolConnectionFilter) -> Result<u64> {
-        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await
+        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await
     }
     async fn facets(
         &self,

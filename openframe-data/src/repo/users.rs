@@ -115,30 +115,31 @@ impl StoreSortField for UserSort {
 
 impl QueryFilter for UserFilter {
     type Facet = UserFacet;
-    fn to_filter(&self, without: Option<UserFacet>) -> Result<Filter> {
-        filter_list("statuses", &self.statuses)?;
-        filter_list("roles", &self.roles)?;
+    fn base(&self) -> Result<Filter> {
         let mut parts = vec![search_filter(self.search.as_deref())?];
-        if self.statuses.is_empty() {
-            if !self.include_deleted {
-                parts.push(Filter::NotIn("status", vec![Value::str("DELETED")]));
-            }
-        } else if without != Some(UserFacet::Status) {
-            parts.push(Filter::In(
-                "status",
-                self.statuses
-                    .iter()
-                    .map(|s| Value::str(s.as_str()))
-                    .collect(),
-            ));
-        }
-        if !self.roles.is_empty() && without != Some(UserFacet::Role) {
-            parts.push(Filter::HasAny(
-                "roles",
-                self.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            ));
+        if self.statuses.is_empty() && !self.include_deleted {
+            parts.push(Filter::NotIn("status", vec![Value::str("DELETED")]));
         }
         Ok(Filter::and(parts))
+    }
+
+    fn conditions(&self) -> Result<Vec<(UserFacet, Filter)>> {
+        filter_list("statuses", &self.statuses)?;
+        filter_list("roles", &self.roles)?;
+        let mut out = Vec::new();
+        if !self.statuses.is_empty() {
+            let statuses = self
+                .statuses
+                .iter()
+                .map(|s| Value::str(s.as_str()))
+                .collect();
+            out.push((UserFacet::Status, Filter::In("status", statuses)));
+        }
+        if !self.roles.is_empty() {
+            let roles = self.roles.iter().map(|r| r.as_str().to_owned()).collect();
+            out.push((UserFacet::Role, Filter::HasAny("roles", roles)));
+        }
+        Ok(out)
     }
 }
 
@@ -146,26 +147,11 @@ static SCHEMA: Schema = Schema {
     collection: "users",
     entity: "user",
     fields: &[
-        FieldDef {
-            name: "status",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "roles",
-            kind: FieldKind::StrList,
-        },
-        FieldDef {
-            name: "email",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "email_key",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "created_at",
-            kind: FieldKind::Int,
-        },
+        FieldDef::required("status", FieldKind::Str),
+        FieldDef::required("roles", FieldKind::StrList),
+        FieldDef::required("email", FieldKind::Str),
+        FieldDef::optional("email_key", FieldKind::Str),
+        FieldDef::required("created_at", FieldKind::Int),
     ],
     indexes: &[
         IndexDef {
@@ -276,16 +262,11 @@ impl UserRepository for DocumentRepository<User> {
         sort: SortSpec<UserSort>,
         page: &PageRequest,
     ) -> Result<Page<User>> {
-        self.page(
-            &Partition::tenant(tenant),
-            filter.to_filter(None)?,
-            sort,
-            page,
-        )
-        .await
+        self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
+            .await
     }
     async fn count(&self, tenant: &TenantId, filter: &UserFilter) -> Result<u64> {
-        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter(None)?).await
+        DocumentRepository::count(self, &Partition::tenant(tenant), &filter.to_filter()?).await
     }
     async fn facets(
         &self,

@@ -9,7 +9,7 @@
 
 mod sql;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use openframe_core::{Error, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
 
-use crate::store::{DocumentStore, Filter, FindQuery, Partition, Schema, StoredDoc, Value};
+use crate::store::{
+    DocumentStore, FacetSpec, Filter, FindQuery, Partition, Schema, StoredDoc, Value,
+};
 use sql::{Param, SqlBuilder, read_doc, table};
 
 const READERS: usize = 4;
@@ -234,8 +236,10 @@ fn ensure_schema(conn: &Connection, schema: &Schema) -> Result<()> {
         return Ok(());
     }
     let t = table(schema)?;
+    // Clustered by (partition, id) so a tenant's rows are contiguous; the body goes last so
+    // filters and sorts never read past it.
     let mut ddl = format!(
-        "CREATE TABLE IF NOT EXISTS {t} (p TEXT NOT NULL, id TEXT NOT NULL, v INTEGER NOT NULL, s TEXT NOT NULL, b TEXT NOT NULL"
+        "CREATE TABLE IF NOT EXISTS {t} (p TEXT NOT NULL, id TEXT NOT NULL, v INTEGER NOT NULL, s TEXT NOT NULL"
     );
     for f in schema.fields {
         ddl.push_str(&format!(
@@ -244,7 +248,7 @@ fn ensure_schema(conn: &Connection, schema: &Schema) -> Result<()> {
             sql::column_type(f.kind)
         ));
     }
-    ddl.push_str(", PRIMARY KEY (p, id));");
+    ddl.push_str(", b TEXT NOT NULL, PRIMARY KEY (p, id)) WITHOUT ROWID;");
     conn.execute_batch(&ddl).map_err(backend_err)?;
     let existing: HashSet<String> = {
         let mut stmt = conn
@@ -531,6 +535,66 @@ impl DocumentStore for SqliteDocumentStore {
                 .query_row(params_from_iter(params.iter()), |r| r.get(0))
                 .map_err(backend_err)?;
             Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    /// All facets in one pass: the rows matching the base filter are read once (index fields
+    /// only, no bodies) and each facet's own conditions are evaluated in Rust.
+    async fn facet_many(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        base: &Filter,
+        facets: &[FacetSpec],
+    ) -> Result<Vec<Vec<(Value, u64)>>> {
+        if facets.is_empty() {
+            return Ok(Vec::new());
+        }
+        if facets.iter().any(|f| f.filter.uses_search()) {
+            // The one-pass scan reads no search text; answer facet by facet instead.
+            let mut out = Vec::with_capacity(facets.len());
+            for spec in facets {
+                let filter = Filter::and(vec![base.clone(), spec.filter.clone()]);
+                out.push(self.facet(schema, partition, spec.field, &filter).await?);
+            }
+            return Ok(out);
+        }
+        let positions: Vec<usize> = facets
+            .iter()
+            .map(|f| schema.position(f.field))
+            .collect::<Result<_>>()?;
+        let mut b = SqlBuilder::new(schema, partition);
+        let sql = b.scan_fields(base)?;
+        let params = b.into_params();
+        let specs: Vec<Filter> = facets.iter().map(|f| f.filter.clone()).collect();
+        self.read(schema, move |conn| {
+            let mut counts: Vec<BTreeMap<Value, u64>> = vec![BTreeMap::new(); specs.len()];
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend_err)?;
+            let mut rows = stmt
+                .query(params_from_iter(params.iter()))
+                .map_err(backend_err)?;
+            while let Some(row) = rows.next().map_err(backend_err)? {
+                let doc = sql::read_fields(schema, row)?;
+                for (i, spec) in specs.iter().enumerate() {
+                    if !spec.matches(schema, &doc)? {
+                        continue;
+                    }
+                    match &doc.fields[positions[i]] {
+                        Value::Null => {}
+                        Value::StrList(items) => {
+                            for item in items {
+                                *counts[i].entry(Value::Str(item.clone())).or_default() += 1;
+                            }
+                        }
+                        v => *counts[i].entry(v.clone()).or_default() += 1,
+                    }
+                }
+            }
+            Ok(counts
+                .into_iter()
+                .map(|c| c.into_iter().collect())
+                .collect())
         })
         .await
     }

@@ -112,13 +112,22 @@ pub(super) fn read_scalar(kind: FieldKind, row: &Row<'_>, idx: usize) -> Result<
     })
 }
 
-/// Reads a row produced with [`select_list`].
-pub(super) fn read_doc(schema: &Schema, row: &Row<'_>) -> Result<StoredDoc> {
-    let version: i64 = row.get(1).map_err(sqlite_err)?;
+/// Reads a row produced by [`SqlBuilder::scan_fields`]: id and index fields, no body.
+pub(super) fn read_fields(schema: &Schema, row: &Row<'_>) -> Result<StoredDoc> {
+    Ok(StoredDoc {
+        id: row.get(0).map_err(sqlite_err)?,
+        version: 0,
+        fields: read_field_values(schema, row, 1)?,
+        search: String::new(),
+        body: String::new(),
+    })
+}
+
+fn read_field_values(schema: &Schema, row: &Row<'_>, offset: usize) -> Result<Vec<Value>> {
     let mut fields = Vec::with_capacity(schema.fields.len());
     for (i, f) in schema.fields.iter().enumerate() {
         let v = if f.kind == FieldKind::StrList {
-            match row.get_ref(4 + i).map_err(sqlite_err)? {
+            match row.get_ref(offset + i).map_err(sqlite_err)? {
                 ValueRef::Null => Value::Null,
                 ValueRef::Text(t) => Value::StrList(
                     serde_json::from_slice(t)
@@ -127,10 +136,17 @@ pub(super) fn read_doc(schema: &Schema, row: &Row<'_>) -> Result<StoredDoc> {
                 _ => return Err(Error::Internal("corrupt list column".into())),
             }
         } else {
-            read_scalar(f.kind, row, 4 + i)?
+            read_scalar(f.kind, row, offset + i)?
         };
         fields.push(v);
     }
+    Ok(fields)
+}
+
+/// Reads a row produced with [`select_list`].
+pub(super) fn read_doc(schema: &Schema, row: &Row<'_>) -> Result<StoredDoc> {
+    let version: i64 = row.get(1).map_err(sqlite_err)?;
+    let fields = read_field_values(schema, row, 4)?;
     Ok(StoredDoc {
         id: row.get(0).map_err(sqlite_err)?,
         version: u64::try_from(version).unwrap_or(0),
@@ -196,6 +212,20 @@ impl<'a> SqlBuilder<'a> {
         let where_ = self.filter(filter)?;
         Ok(format!(
             "SELECT COUNT(*) FROM {} WHERE p = ?1 AND {where_}",
+            table(self.schema)?
+        ))
+    }
+
+    /// Selects the id and every index field of the rows matching `filter` (no body).
+    pub(super) fn scan_fields(&mut self, filter: &Filter) -> Result<String> {
+        let where_ = self.filter(filter)?;
+        let mut cols = vec!["id".to_owned()];
+        for f in self.schema.fields {
+            cols.push(column(f.name)?);
+        }
+        Ok(format!(
+            "SELECT {} FROM {} WHERE p = ?1 AND {where_}",
+            cols.join(", "),
             table(self.schema)?
         ))
     }
@@ -297,6 +327,18 @@ impl<'a> SqlBuilder<'a> {
                     sql_op(*op),
                     self.bind(Param::Text(id.clone()))
                 )
+            }
+            Filter::KeysetCmp(f, op, v, id) => {
+                let col = self.scalar_col(f)?;
+                if *v == Value::Null {
+                    "0".to_owned()
+                } else {
+                    // A row-value comparison: SQLite seeks the (p, field, id) index to it.
+                    let t = table(self.schema)?;
+                    let key = self.bind(Param::from_value(v)?);
+                    let id = self.bind(Param::Text(id.clone()));
+                    format!("({col}, {t}.id) {} ({key}, {id})", sql_op(*op))
+                }
             }
             Filter::IdIn(ids) => {
                 if ids.is_empty() {

@@ -54,6 +54,9 @@ pub enum Filter {
     NotNull(&'static str),
     /// Document id compares to a value.
     IdCmp(CmpOp, String),
+    /// The pair `(field, id)` compares lexicographically to `(value, id)`; never matches a
+    /// null field. The seekable keyset condition of cursor paging.
+    KeysetCmp(&'static str, CmpOp, Value, String),
     /// Document id is one of.
     IdIn(Vec<String>),
     /// The search text contains this lowercased literal (no pattern syntax).
@@ -79,6 +82,15 @@ impl Filter {
             0 => Filter::All,
             1 => flat.pop().unwrap_or(Filter::All),
             _ => Filter::And(flat),
+        }
+    }
+
+    /// Whether the filter (or any part of it) is a [`Filter::Search`].
+    pub fn uses_search(&self) -> bool {
+        match self {
+            Filter::Search(_) => true,
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(Filter::uses_search),
+            _ => false,
         }
     }
 
@@ -108,6 +120,12 @@ impl Filter {
             Filter::IsNull(f) => *field(f)? == Value::Null,
             Filter::NotNull(f) => *field(f)? != Value::Null,
             Filter::IdCmp(op, id) => op.holds(doc.id.as_str().cmp(id.as_str())),
+            Filter::KeysetCmp(f, op, v, id) => {
+                let x = field(f)?;
+                *x != Value::Null
+                    && *v != Value::Null
+                    && op.holds(x.cmp(v).then_with(|| doc.id.as_str().cmp(id.as_str())))
+            }
             Filter::IdIn(ids) => ids.contains(&doc.id),
             Filter::Search(needle) => doc.search.contains(needle.as_str()),
             Filter::And(fs) => {

@@ -122,6 +122,16 @@ pub struct FindQuery {
     pub limit: usize,
 }
 
+/// One facet of a multi-facet query: count values of `field` among the documents that match
+/// the shared base filter and this facet's own `filter`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacetSpec {
+    /// The counted field.
+    pub field: &'static str,
+    /// Extra conditions for this facet (the other facets' conditions).
+    pub filter: Filter,
+}
+
 /// The narrow persistence interface a backend implements.
 ///
 /// Contract (checked by the conformance kit in `testkit`):
@@ -202,4 +212,21 @@ pub trait DocumentStore: Send + Sync + Debug + 'static {
         field: &'static str,
         filter: &Filter,
     ) -> Result<Vec<(Value, u64)>>;
+
+    /// Several facets over one base filter. The default runs [`DocumentStore::facet`] once
+    /// per facet; a backend may answer them all in one pass.
+    async fn facet_many(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        base: &Filter,
+        facets: &[FacetSpec],
+    ) -> Result<Vec<Vec<(Value, u64)>>> {
+        let mut out = Vec::with_capacity(facets.len());
+        for spec in facets {
+            let filter = Filter::and(vec![base.clone(), spec.filter.clone()]);
+            out.push(self.facet(schema, partition, spec.field, &filter).await?);
+        }
+        Ok(out)
+    }
 }

@@ -22,6 +22,29 @@ pub struct FieldDef {
     pub name: &'static str,
     /// Field type.
     pub kind: FieldKind,
+    /// Whether the value may be null. Sorting on a non-null field pages with a single
+    /// seekable `(field, id)` comparison.
+    pub nullable: bool,
+}
+
+impl FieldDef {
+    /// A field that always has a value (checked on every write).
+    pub const fn required(name: &'static str, kind: FieldKind) -> Self {
+        Self {
+            name,
+            kind,
+            nullable: false,
+        }
+    }
+
+    /// A field that may be null.
+    pub const fn optional(name: &'static str, kind: FieldKind) -> Self {
+        Self {
+            name,
+            kind,
+            nullable: true,
+        }
+    }
 }
 
 /// A secondary index: the partition is implicitly the first key and the id the last.
@@ -67,7 +90,7 @@ impl Schema {
     pub fn fingerprint(&self) -> String {
         let mut s = String::from(self.collection);
         for f in self.fields {
-            s.push_str(&format!("|{}:{:?}", f.name, f.kind));
+            s.push_str(&format!("|{}:{:?}:{}", f.name, f.kind, f.nullable));
         }
         for i in self.indexes {
             s.push_str(&format!("|i:{}", i.fields.join(",")));

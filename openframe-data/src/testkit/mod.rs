@@ -35,7 +35,7 @@ pub fn random_tenant() -> TenantId {
 macro_rules! document_store_conformance {
     ($factory:path) => {
         $crate::__store_checks!($factory;
-            probe: filters_match_reference, sort_matches_reference, facets_match_reference,
+            probe: filters_match_reference, sort_matches_reference, facets_match_reference, facet_many_matches_facet,
                    insert_replace_delete, unique_groups, version_cas_is_atomic, partitions_are_isolated,
                    get_many_skips_missing;
             repos: machine_crud, machine_filters, machine_search_is_literal, machine_sorts,

@@ -18,26 +18,11 @@ pub static PROBE: Schema = Schema {
     collection: "conformance_probe",
     entity: "probe",
     fields: &[
-        FieldDef {
-            name: "s",
-            kind: FieldKind::Str,
-        },
-        FieldDef {
-            name: "i",
-            kind: FieldKind::Int,
-        },
-        FieldDef {
-            name: "b",
-            kind: FieldKind::Bool,
-        },
-        FieldDef {
-            name: "l",
-            kind: FieldKind::StrList,
-        },
-        FieldDef {
-            name: "u",
-            kind: FieldKind::Str,
-        },
+        FieldDef::optional("s", FieldKind::Str),
+        FieldDef::optional("i", FieldKind::Int),
+        FieldDef::optional("b", FieldKind::Bool),
+        FieldDef::required("l", FieldKind::StrList),
+        FieldDef::optional("u", FieldKind::Str),
     ],
     indexes: &[
         IndexDef {
@@ -162,6 +147,12 @@ fn filters() -> Vec<Filter> {
         IdCmp(CmpOp::Gt, "d050".into()),
         IdCmp(CmpOp::Lte, "d020".into()),
         IdIn(vec!["d000".into(), "d037".into(), "nope".into()]),
+        KeysetCmp("s", CmpOp::Gt, s("alpha"), "d050".into()),
+        KeysetCmp("s", CmpOp::Lt, s("Beta"), "d010".into()),
+        KeysetCmp("i", CmpOp::Lte, Value::Int(7), "d020".into()),
+        KeysetCmp("i", CmpOp::Gte, Value::Int(0), "d000".into()),
+        KeysetCmp("b", CmpOp::Lt, Value::Bool(true), "d060".into()),
+        KeysetCmp("i", CmpOp::Gt, Value::Null, "d000".into()),
         Search("acme".into()),
         Search(".".into()),
         Search("%".into()),
@@ -301,6 +292,66 @@ pub async fn facets_match_reference(store: Arc<dyn DocumentStore>) {
             assert_eq!(got, want, "facet {field} with {filter:?}");
         }
     }
+}
+
+pub async fn facet_many_matches_facet(store: Arc<dyn DocumentStore>) {
+    let p = partition();
+    load(store.as_ref(), &p).await;
+    let base = Filter::NotIn("s", vec![Value::str("gamma")]);
+    let specs = vec![
+        crate::store::FacetSpec {
+            field: "s",
+            filter: Filter::Eq("b", Value::Bool(true)),
+        },
+        crate::store::FacetSpec {
+            field: "l",
+            filter: Filter::All,
+        },
+        crate::store::FacetSpec {
+            field: "i",
+            filter: Filter::HasAny("l", vec!["x".into()]),
+        },
+        crate::store::FacetSpec {
+            field: "b",
+            filter: Filter::Cmp("i", CmpOp::Gte, Value::Int(0)),
+        },
+    ];
+    let many = store.facet_many(&PROBE, &p, &base, &specs).await.unwrap();
+    assert_eq!(many.len(), specs.len());
+    for (spec, mut got) in specs.iter().zip(many) {
+        let filter = Filter::and(vec![base.clone(), spec.filter.clone()]);
+        let mut want = store.facet(&PROBE, &p, spec.field, &filter).await.unwrap();
+        got.sort();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "facet_many {} with {:?}",
+            spec.field, spec.filter
+        );
+    }
+    let with_search = vec![crate::store::FacetSpec {
+        field: "s",
+        filter: Filter::Search("acme".into()),
+    }];
+    let mut got = store
+        .facet_many(&PROBE, &p, &Filter::All, &with_search)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut want = store
+        .facet(&PROBE, &p, "s", &Filter::Search("acme".into()))
+        .await
+        .unwrap();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "facet_many with a search condition");
+    assert!(
+        store
+            .facet_many(&PROBE, &p, &Filter::All, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn insert_replace_delete(store: Arc<dyn DocumentStore>) {
