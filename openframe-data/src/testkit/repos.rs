@@ -877,7 +877,7 @@ pub async fn tenant_isolation_machines(store: Arc<dyn DocumentStore>) {
     assert!(
         repos
             .machines
-            .get_many(&b, &[m.id.clone()])
+            .get_many(&b, std::slice::from_ref(&m.id))
             .await
             .unwrap()
             .is_empty()
@@ -984,7 +984,7 @@ pub async fn tenant_isolation_other_repositories(store: Arc<dyn DocumentStore>) 
     assert!(
         repos
             .organizations
-            .get_many(&b, &[org.id.clone()])
+            .get_many(&b, std::slice::from_ref(&org.id))
             .await
             .unwrap()
             .is_empty()
@@ -1050,7 +1050,7 @@ pub async fn tenant_isolation_other_repositories(store: Arc<dyn DocumentStore>) 
     assert!(
         repos
             .users
-            .get_many(&b, &[user.id.clone()])
+            .get_many(&b, std::slice::from_ref(&user.id))
             .await
             .unwrap()
             .is_empty()
@@ -1116,7 +1116,7 @@ pub async fn tenant_isolation_other_repositories(store: Arc<dyn DocumentStore>) 
     assert!(
         repos
             .tags
-            .get_many(&b, &[tag.id.clone()])
+            .get_many(&b, std::slice::from_ref(&tag.id))
             .await
             .unwrap()
             .is_empty()
