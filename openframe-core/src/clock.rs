@@ -51,7 +51,10 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        *now = chrono::Duration::from_std(by)
+            .ok()
+            .and_then(|by| now.checked_add_signed(by))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
     }
 
     /// Sets the clock to `to` (may move backwards, to test clock skew).

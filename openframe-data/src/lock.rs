@@ -71,7 +71,10 @@ pub fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// `at + d` with saturation.
+/// `at + d`, saturating at the latest representable time instead of overflowing.
 pub fn add(at: Timestamp, d: Duration) -> Timestamp {
-    at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }

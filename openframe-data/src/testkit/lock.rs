@@ -135,6 +135,20 @@ pub async fn concurrent_acquire_has_one_winner(
     assert_eq!(winners, 1);
 }
 
+pub async fn huge_durations_do_not_panic(lock: Arc<dyn DistributedLock>, _clock: Arc<ManualClock>) {
+    let n = name("huge");
+    let lease = lock
+        .try_acquire(&n, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        lock.release(&lease, Duration::MAX).await.unwrap(),
+        "released (kept until the end of time)"
+    );
+    assert!(lock.try_acquire(&n, MIN).await.unwrap().is_none());
+}
+
 pub async fn rejects_bad_names(lock: Arc<dyn DistributedLock>, _clock: Arc<ManualClock>) {
     for bad in ["", "has space", "a/b", &"x".repeat(300)] {
         assert!(

@@ -88,7 +88,7 @@ macro_rules! lock_conformance {
     ($factory:path) => {
         $crate::__clocked_checks!($factory, lock:
             exclusive_until_released, expires_after_lock_at_most, lock_at_least_holds_after_release,
-            only_owner_releases_or_extends, extend_keeps_it, concurrent_acquire_has_one_winner,
+            only_owner_releases_or_extends, extend_keeps_it, concurrent_acquire_has_one_winner, huge_durations_do_not_panic,
             rejects_bad_names);
     };
 }
