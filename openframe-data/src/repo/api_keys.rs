@@ -11,6 +11,20 @@ use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores API key metadata.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// let key = ApiKey::new("ci", UserId::generate(), vec!["devices:read".into()], SystemClock.now());
+/// let key = repos.api_keys.insert(&tenant, key).await?;
+/// let used = repos.api_keys.record_usage(&tenant, &key.id, false, SystemClock.now()).await?;
+/// assert_eq!(used.total_requests, 1);
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait ApiKeyRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts new key metadata; `AlreadyExists` if the key id is taken.

@@ -15,6 +15,20 @@ use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, Sor
 
 /// Stores and queries organizations. Names are unique per tenant among non-deleted ones
 /// (case-insensitive); at most one organization is the default.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// let mut default = Organization::new("Acme HQ", SystemClock.now());
+/// default.is_default = true;
+/// repos.organizations.insert(&tenant, default).await?;
+/// assert!(repos.organizations.find_default(&tenant).await?.is_some());
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait OrganizationRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a new organization.

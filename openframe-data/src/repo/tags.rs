@@ -10,6 +10,19 @@ use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores tags. Names are unique per tenant, case-insensitively.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// repos.tags.insert(&tenant, Tag::new("Servers", SystemClock.now())).await?;
+/// let dup = repos.tags.insert(&tenant, Tag::new("servers", SystemClock.now())).await;
+/// assert!(matches!(dup, Err(Error::AlreadyExists { .. })));
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait TagRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a new tag; `AlreadyExists` if the name is taken.

@@ -8,6 +8,18 @@ use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores tenants. Domains are unique across the platform.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// repos.tenants.insert(Tenant::new(tenant.clone(), "Acme", "acme.example", SystemClock.now())).await?;
+/// assert_eq!(repos.tenants.find_by_domain("ACME.example").await?.unwrap().id, tenant);
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait TenantRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a new tenant; `AlreadyExists` if the id or domain is taken.

@@ -16,6 +16,19 @@ use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, Sor
 
 /// Stores integrated tools. Keys are unique per tenant. Credentials are persisted but never
 /// appear in the serialized `IntegratedTool` handed to clients.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// let tool = IntegratedTool::new("meshcentral", "MeshCentral", ToolType::MeshCentral, SystemClock.now());
+/// repos.tools.insert(&tenant, tool).await?;
+/// assert!(repos.tools.find_by_key(&tenant, "meshcentral").await?.unwrap().enabled);
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait IntegratedToolRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a new tool; `AlreadyExists` if the key is taken.
@@ -215,6 +228,21 @@ impl IntegratedToolRepository for DocumentRepository<IntegratedTool> {
 }
 
 /// Stores machines' tool connections; unique per (machine, tool type).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// let machine = MachineId::generate();
+/// let conn = ToolConnection::new(machine, ToolType::FleetMdm, "host-42", SystemClock.now());
+/// repos.tool_connections.insert(&tenant, conn).await?;
+/// let found = repos.tool_connections.find_by_agent_tool_id(&tenant, ToolType::FleetMdm, "host-42").await?;
+/// assert!(found.is_some());
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait ToolConnectionRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a connection; `AlreadyExists` if the machine already has one for the tool type.

@@ -14,6 +14,19 @@ use crate::entity::{Entity, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores and queries users. Emails are unique per tenant among non-deleted users.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use openframe_core::*;
+/// use openframe_data::{*, memory::InMemoryDocumentStore};
+/// let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+/// let tenant = TenantId::parse("acme")?;
+/// repos.users.insert(&tenant, User::new("Ops@Acme.example", vec![UserRole::Owner], SystemClock.now())).await?;
+/// let found = repos.users.find_by_email(&tenant, "ops@acme.example").await?.unwrap();
+/// assert_eq!(found.effective_roles(), vec![UserRole::Owner, UserRole::Admin]);
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait UserRepository: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a new user; `AlreadyExists` if the email is taken in the tenant.

@@ -142,6 +142,27 @@ pub struct FacetSpec {
 ///   or `NotFound` if absent), atomically;
 /// - nulls sort first ascending and last descending; strings compare bytewise;
 /// - `facet` unwinds [`Value::StrList`] fields and omits nulls.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use openframe_core::SortDirection;
+/// use openframe_data::memory::InMemoryDocumentStore;
+/// use openframe_data::store::*;
+/// static NOTES: Schema = Schema {
+///     collection: "notes",
+///     entity: "note",
+///     fields: &[FieldDef::required("color", FieldKind::Str)],
+///     indexes: &[IndexDef { fields: &["color"] }],
+///     unique: &[],
+/// };
+/// let store = InMemoryDocumentStore::new();
+/// let p = Partition::platform();
+/// let doc = StoredDoc { id: "n1".into(), version: 1, fields: vec![Value::str("red")], search: "hello".into(), body: "{}".into() };
+/// store.insert(&NOTES, &p, doc).await?;
+/// let query = FindQuery { filter: Filter::Eq("color", Value::str("red")), sort: vec![(SortKey::Id, SortDirection::Asc)], limit: 10 };
+/// assert_eq!(store.find(&NOTES, &p, &query).await?.len(), 1);
+/// # Ok::<(), openframe_core::Error>(()) }).unwrap();
+/// ```
 #[async_trait]
 pub trait DocumentStore: Send + Sync + Debug + 'static {
     /// The backend name, for errors and logs.
