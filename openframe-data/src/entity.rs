@@ -103,3 +103,32 @@ pub fn from_doc<E: Entity>(doc: &StoredDoc) -> Result<E> {
     e.set_version(doc.version);
     Ok(e)
 }
+
+/// The parts of an [`Entity`] impl that every aggregate with `id`, `version` and an inherent
+/// `validate()` shares; `serde` adds the default JSON body encoding.
+macro_rules! entity_basics {
+    ($name:literal) => {
+        fn doc_id(&self) -> &str {
+            self.id.as_str()
+        }
+        fn version(&self) -> u64 {
+            self.version
+        }
+        fn set_version(&mut self, version: u64) {
+            self.version = version;
+        }
+        fn validate(&self) -> openframe_core::Result<()> {
+            Self::validate(self)
+        }
+    };
+    ($name:literal, serde) => {
+        $crate::entity::entity_basics!($name);
+        fn to_body(&self) -> openframe_core::Result<String> {
+            $crate::entity::serde_body(self)
+        }
+        fn from_body(body: &str) -> openframe_core::Result<Self> {
+            $crate::entity::serde_from_body($name, body)
+        }
+    };
+}
+pub(crate) use entity_basics;

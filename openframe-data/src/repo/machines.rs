@@ -10,7 +10,7 @@ use super::{
     DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
     search_filter,
 };
-use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores and queries machines. Every method is confined to `tenant`.
@@ -284,18 +284,7 @@ static SCHEMA: Schema = Schema {
 impl Entity for Machine {
     const SCHEMA: &'static Schema = &SCHEMA;
 
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        Machine::validate(self)
-    }
+    entity_basics!("machine", serde);
     fn index_values(&self) -> Vec<Value> {
         let mut tags: Vec<String> = self.tags.iter().map(|t| t.to_string()).collect();
         tags.sort();
@@ -319,12 +308,6 @@ impl Entity for Machine {
         texts.extend(self.manufacturer.as_deref());
         texts.extend(self.model.as_deref());
         texts
-    }
-    fn to_body(&self) -> Result<String> {
-        serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        serde_from_body("machine", body)
     }
 }
 

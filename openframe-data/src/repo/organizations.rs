@@ -10,7 +10,7 @@ use super::{
     DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
     search_filter,
 };
-use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores and queries organizations. Names are unique per tenant among non-deleted ones
@@ -202,18 +202,7 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for Organization {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        Organization::validate(self)
-    }
+    entity_basics!("organization", serde);
     fn index_values(&self) -> Vec<Value> {
         let live = self.status != OrganizationStatus::Deleted;
         vec![
@@ -240,12 +229,6 @@ impl Entity for Organization {
         let mut t = vec![self.name.as_str()];
         t.extend(self.category.as_deref());
         t
-    }
-    fn to_body(&self) -> Result<String> {
-        serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        serde_from_body("organization", body)
     }
 }
 

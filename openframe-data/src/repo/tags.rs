@@ -6,7 +6,7 @@ use openframe_core::{
 };
 
 use super::{DocumentRepository, StoreSortField, Timestamped, search_filter};
-use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores tags. Names are unique per tenant, case-insensitively.
@@ -117,18 +117,7 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for Tag {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        Tag::validate(self)
-    }
+    entity_basics!("tag", serde);
     fn index_values(&self) -> Vec<Value> {
         vec![
             Value::Str(self.name.trim().to_lowercase()),
@@ -139,12 +128,6 @@ impl Entity for Tag {
         let mut t = vec![self.name.as_str()];
         t.extend(self.description.as_deref());
         t
-    }
-    fn to_body(&self) -> Result<String> {
-        serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        serde_from_body("tag", body)
     }
 }
 

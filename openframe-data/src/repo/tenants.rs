@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use openframe_core::{Page, PageRequest, Result, SortSpec, Tenant, TenantId, Timestamp};
 
 use super::{DocumentRepository, Timestamped};
-use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores tenants. Domains are unique across the platform.
@@ -69,29 +69,12 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for Tenant {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        Tenant::validate(self)
-    }
+    entity_basics!("tenant", serde);
     fn index_values(&self) -> Vec<Value> {
         vec![Value::str(&self.domain), Value::str(self.status.as_str())]
     }
     fn search_texts(&self) -> Vec<&str> {
         vec![self.name.as_str(), self.domain.as_str()]
-    }
-    fn to_body(&self) -> Result<String> {
-        serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        serde_from_body("tenant", body)
     }
 }
 

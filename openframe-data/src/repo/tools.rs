@@ -11,7 +11,7 @@ use super::{
     DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
     search_filter,
 };
-use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::entity::{Entity, entity_basics, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores integrated tools. Keys are unique per tenant. Credentials are persisted but never
@@ -133,18 +133,7 @@ static TOOL_SCHEMA: Schema = Schema {
 
 impl Entity for IntegratedTool {
     const SCHEMA: &'static Schema = &TOOL_SCHEMA;
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        IntegratedTool::validate(self)
-    }
+    entity_basics!("integrated tool");
     fn index_values(&self) -> Vec<Value> {
         vec![
             Value::str(&self.key),
@@ -416,18 +405,7 @@ static CONNECTION_SCHEMA: Schema = Schema {
 
 impl Entity for ToolConnection {
     const SCHEMA: &'static Schema = &CONNECTION_SCHEMA;
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        ToolConnection::validate(self)
-    }
+    entity_basics!("tool connection", serde);
     fn index_values(&self) -> Vec<Value> {
         vec![
             Value::str(self.machine_id.as_str()),
@@ -439,12 +417,6 @@ impl Entity for ToolConnection {
     }
     fn search_texts(&self) -> Vec<&str> {
         vec![self.agent_tool_id.as_str()]
-    }
-    fn to_body(&self) -> Result<String> {
-        serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        serde_from_body("tool connection", body)
     }
 }
 

@@ -10,7 +10,7 @@ use super::{
     DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
     search_filter,
 };
-use crate::entity::{Entity, serde_body, serde_from_body};
+use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
 /// Stores and queries users. Emails are unique per tenant among non-deleted users.
@@ -180,18 +180,7 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for User {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        self.id.as_str()
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        User::validate(self)
-    }
+    entity_basics!("user", serde);
     fn index_values(&self) -> Vec<Value> {
         let mut roles: Vec<String> = self.roles.iter().map(|r| r.as_str().to_owned()).collect();
         roles.sort();
@@ -213,12 +202,6 @@ impl Entity for User {
         t.extend(self.first_name.as_deref());
         t.extend(self.last_name.as_deref());
         t
-    }
-    fn to_body(&self) -> Result<String> {
-        serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        serde_from_body("user", body)
     }
 }
 
