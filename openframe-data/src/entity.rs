@@ -104,8 +104,19 @@ pub fn from_doc<E: Entity>(doc: &StoredDoc) -> Result<E> {
     Ok(e)
 }
 
-/// The parts of an [`Entity`] impl that every aggregate with `id`, `version` and an inherent
-/// `validate()` shares; `serde` adds the default JSON body encoding.
+/// The parts of an [`Entity`] impl that every aggregate with an `id` (with `as_str()`), a
+/// `version: u64` and an inherent `validate()` shares; `serde` adds the default JSON body
+/// encoding under the given entity name.
+///
+/// ```text
+/// impl Entity for Note {
+///     const SCHEMA: &'static Schema = &NOTES;
+///     openframe_data::entity_basics!("note", serde);
+///     fn index_values(&self) -> Vec<Value> { vec![Value::str(&self.color)] }
+///     fn search_texts(&self) -> Vec<&str> { vec![&self.text] }
+/// }
+/// ```
+#[macro_export]
 macro_rules! entity_basics {
     ($name:literal) => {
         fn doc_id(&self) -> &str {
@@ -122,7 +133,7 @@ macro_rules! entity_basics {
         }
     };
     ($name:literal, serde) => {
-        $crate::entity::entity_basics!($name);
+        $crate::entity_basics!($name);
         fn to_body(&self) -> openframe_core::Result<String> {
             $crate::entity::serde_body(self)
         }
@@ -131,4 +142,4 @@ macro_rules! entity_basics {
         }
     };
 }
-pub(crate) use entity_basics;
+pub use entity_basics;
