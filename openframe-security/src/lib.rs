@@ -13,7 +13,9 @@
 //! - [`api_keys`]: `ak_<16 hex>.sk_<32 hex>` keys stored as keyed hashes.
 //! - [`ratelimit`]: the [`ratelimit::RateLimiter`] trait (GCRA in process, Redis).
 //! - [`oauth`]: the per-tenant OAuth2/OIDC authorization server and its axum router.
+//! - [`sso`]: per-tenant upstream OIDC providers (Google, Microsoft, any issuer).
 //! - [`auth`]: tower/axum layers that authenticate requests and check roles.
+//! - [`stack`]: one builder that wires all of the above over one document store.
 
 pub mod accounts;
 pub mod api_keys;
@@ -22,4 +24,6 @@ pub mod crypto;
 pub mod keys;
 pub mod oauth;
 pub mod ratelimit;
+pub mod sso;
+pub mod stack;
 pub mod token;
