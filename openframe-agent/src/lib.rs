@@ -1,0 +1,10 @@
+//! # openframe-agent
+//!
+//! The agent plane of OpenFrame-rs.
+//!
+//! - [`subjects`]: `machine.{id}.{suffix}` subjects, built and parsed in one place.
+//! - [`bus`]: the [`bus::AgentBus`] trait (ephemeral and durable publish, subscriptions,
+//!   durable consumers with explicit ack) with an in-process backend and NATS JetStream.
+
+pub mod bus;
+pub mod subjects;
