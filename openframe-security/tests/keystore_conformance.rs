@@ -1,9 +1,6 @@
 //! The KeyStore conformance kit against `DocumentKeyStore` on the in-memory and SQLite
-//! document stores (a real file in WAL mode), plus the at-rest checks on each.
-//!
-//! MongoDB: `openframe-security` has no `mongodb` feature, so `openframe_data::mongodb` is not
-//! compiled into this test; the Mongo run is left to a feature added with the reference server.
-//! The test below prints the usual `skipped:` line so the gap is visible.
+//! document stores (a real file in WAL mode), plus the at-rest checks on each; and on MongoDB
+//! (feature `mongodb`) when `OPENFRAME_TEST_MONGODB_URL` is set.
 
 use std::sync::Arc;
 
@@ -53,10 +50,31 @@ mod sqlite {
     openframe_security::document_keystore_conformance!(super::sqlite_store);
 }
 
+#[cfg(feature = "mongodb")]
+async fn mongo_store() -> Option<Arc<dyn DocumentStore>> {
+    let Ok(url) = std::env::var("OPENFRAME_TEST_MONGODB_URL") else {
+        println!("skipped: set OPENFRAME_TEST_MONGODB_URL to run the KeyStore suite on MongoDB");
+        return None;
+    };
+    let db = format!("openframe_test_{}", uuid::Uuid::new_v4().simple());
+    Some(Arc::new(
+        openframe_data::mongodb::MongoDocumentStore::connect(&url, &db).await.expect("connect to MongoDB"),
+    ))
+}
+
+#[cfg(feature = "mongodb")]
+async fn mongo_keystore(clock: Arc<ManualClock>) -> Option<Arc<dyn KeyStore>> {
+    Some(keystore(mongo_store().await?, clock))
+}
+
+#[cfg(feature = "mongodb")]
+mod mongodb {
+    openframe_security::keystore_conformance!(super::mongo_keystore);
+    openframe_security::document_keystore_conformance!(super::mongo_store);
+}
+
+#[cfg(not(feature = "mongodb"))]
 #[test]
 fn mongodb() {
-    println!(
-        "skipped: set OPENFRAME_TEST_MONGODB_URL and build openframe-data with its `mongodb` feature \
-         (openframe-security has no `mongodb` feature yet) to run the KeyStore suite on MongoDB"
-    );
+    println!("skipped: build with --features mongodb and set OPENFRAME_TEST_MONGODB_URL to run the KeyStore suite on MongoDB");
 }
