@@ -36,6 +36,7 @@
 //! [`MasterKey`]: crate::crypto::MasterKey
 
 mod document;
+mod rotation;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -49,6 +50,7 @@ use openframe_core::{Result, TenantId, Timestamp};
 use crate::crypto::{Jwk, JwkSet, Signer, SigningAlgorithm, Verifier, jws};
 
 pub use document::DocumentKeyStore;
+pub use rotation::{KeyRotationJob, ROTATION_LOCK};
 
 /// How keys are created, rotated, published and cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
