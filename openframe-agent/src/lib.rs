@@ -5,6 +5,8 @@
 //! - [`subjects`]: `machine.{id}.{suffix}` subjects, built and parsed in one place.
 //! - [`bus`]: the [`bus::AgentBus`] trait (ephemeral and durable publish, subscriptions,
 //!   durable consumers with explicit ack) with an in-process backend and NATS JetStream.
+//! - [`events`]: domain events (registered, came online, went offline, uninstalled).
 
 pub mod bus;
+pub mod events;
 pub mod subjects;

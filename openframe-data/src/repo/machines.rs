@@ -76,6 +76,15 @@ pub trait MachineRepository: Send + Sync + std::fmt::Debug + 'static {
         id: &MachineId,
         seen_at: Timestamp,
     ) -> Result<StatusTransition>;
+    /// Up to `limit` machines in `status` whose `last_seen` is before `cutoff` (never-seen
+    /// machines excluded), oldest contact first: the offline sweep's query.
+    async fn list_silent(
+        &self,
+        tenant: &TenantId,
+        status: MachineStatus,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Machine>>;
 }
 
 /// The result of a conditional status change.
@@ -396,6 +405,38 @@ impl MachineRepository for DocumentRepository<Machine> {
             })
             .await?;
         Ok(transition(m))
+    }
+
+    async fn list_silent(
+        &self,
+        tenant: &TenantId,
+        status: MachineStatus,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Machine>> {
+        if limit == 0 || limit > 10_000 {
+            return Err(Error::invalid("limit", "must be 1-10000"));
+        }
+        let query = crate::store::FindQuery {
+            filter: Filter::and(vec![
+                Filter::Eq("status", Value::str(status.as_str())),
+                Filter::Cmp("last_seen", crate::store::CmpOp::Lt, Value::time(cutoff)),
+            ]),
+            sort: vec![
+                (SortKey::Field("last_seen"), SortDirection::Asc),
+                (SortKey::Id, SortDirection::Asc),
+            ],
+            limit,
+        };
+        let docs = self
+            .store()
+            .find(
+                <Machine as Entity>::SCHEMA,
+                &Partition::tenant(tenant),
+                &query,
+            )
+            .await?;
+        docs.iter().map(crate::entity::from_doc).collect()
     }
 
     async fn record_contact(

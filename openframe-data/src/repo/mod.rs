@@ -125,6 +125,11 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
         &self.clock
     }
 
+    /// The underlying store (for queries the generic operations do not cover).
+    pub fn store(&self) -> &Arc<dyn DocumentStore> {
+        &self.store
+    }
+
     /// Inserts a new entity at version 1.
     pub async fn insert(&self, partition: &Partition, mut entity: E) -> Result<E> {
         entity.validate()?;

@@ -40,7 +40,7 @@ macro_rules! document_store_conformance {
                    get_many_skips_missing;
             repos: machine_crud, machine_filters, machine_search_is_literal, machine_sorts,
                    paging_forward_and_backward, paging_with_inserts_between_pages, machine_facets,
-                   concurrent_writers_conflict, conditional_status_transitions, record_contact_is_monotonic,
+                   concurrent_writers_conflict, conditional_status_transitions, record_contact_is_monotonic, silent_machines_for_the_sweep,
                    tenant_isolation_machines, tenant_isolation_other_repositories, malformed_cursors,
                    oversized_input_is_rejected, unique_keys, soft_delete_rules, tool_credentials_round_trip,
                    lookups_by_key, api_key_usage_counts

@@ -862,6 +862,64 @@ pub async fn record_contact_is_monotonic(store: Arc<dyn DocumentStore>) {
     );
 }
 
+pub async fn silent_machines_for_the_sweep(store: Arc<dyn DocumentStore>) {
+    let (repos, _) = repos(store);
+    let t = random_tenant();
+    let mut ids = Vec::new();
+    for (n, seen) in [
+        (0, Some(10)),
+        (1, Some(50)),
+        (2, Some(200)),
+        (3, None),
+        (4, Some(5)),
+    ] {
+        let mut m = Machine::new(MachineId::generate(), format!("h{n}"), OsType::Linux, t0());
+        m.status = if n == 4 {
+            MachineStatus::Offline
+        } else {
+            MachineStatus::Online
+        };
+        m.last_seen = seen.map(|s| t0() + chrono::Duration::seconds(s));
+        ids.push(repos.machines.insert(&t, m).await.unwrap().id);
+    }
+    let cutoff = t0() + chrono::Duration::seconds(100);
+    let silent = repos
+        .machines
+        .list_silent(&t, MachineStatus::Online, cutoff, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        silent.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        vec![ids[0].clone(), ids[1].clone()],
+        "oldest first, only ONLINE, never-seen excluded"
+    );
+    assert_eq!(
+        repos
+            .machines
+            .list_silent(&t, MachineStatus::Online, cutoff, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        repos
+            .machines
+            .list_silent(&random_tenant(), MachineStatus::Online, cutoff, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "tenant isolation"
+    );
+    assert_invalid(
+        repos
+            .machines
+            .list_silent(&t, MachineStatus::Online, cutoff, 0)
+            .await,
+        "limit",
+    );
+}
+
 pub async fn tenant_isolation_machines(store: Arc<dyn DocumentStore>) {
     let (repos, _) = repos(store);
     let (a, b) = (random_tenant(), random_tenant());
