@@ -814,16 +814,37 @@ pub(crate) async fn start_session(
 // ---------------------------------------------------------------------------------------
 // Token endpoint
 
-#[derive(Serialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// A rotating refresh token, if the client may refresh.
     #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// An ID token, for the `openid` scope.
     #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-    scope: String,
+    pub id_token: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+}
+
+impl OAuthServer {
+    /// Runs the token endpoint for `tenant` programmatically: `headers` may carry HTTP Basic
+    /// client authentication, `body` is the form. Used by endpoints that speak another wire
+    /// format over the same grants (e.g. the agent token endpoint).
+    pub async fn exchange(
+        &self,
+        tenant: &TenantId,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<TokenResponse, OAuthError> {
+        token_inner(self, tenant, headers, body).await
+    }
 }
 
 async fn token(

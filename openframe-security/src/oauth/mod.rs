@@ -37,7 +37,7 @@ use openframe_data::{TenantRepository, UserRepository};
 pub use clients::{ClientRegistry, ClientType, GrantType, NewClient, OAuthClient};
 pub use error::{OAuthError, OAuthErrorCode};
 pub use grants::GrantStore;
-pub use handlers::router;
+pub use handlers::{TokenResponse, router};
 pub use mailer::{DisabledMailer, Mailer, OutgoingMail, RecordingMailer};
 pub use session::SessionStore;
 
