@@ -85,6 +85,14 @@ pub trait MachineRepository: Send + Sync + std::fmt::Debug + 'static {
         cutoff: Timestamp,
         limit: usize,
     ) -> Result<Vec<Machine>>;
+    /// Atomically moves an ONLINE machine to OFFLINE only if its `last_seen` is still before
+    /// `cutoff` (a heartbeat racing the sweep wins).
+    async fn mark_offline_if_silent(
+        &self,
+        tenant: &TenantId,
+        id: &MachineId,
+        cutoff: Timestamp,
+    ) -> Result<StatusTransition>;
 }
 
 /// The result of a conditional status change.
@@ -437,6 +445,25 @@ impl MachineRepository for DocumentRepository<Machine> {
             )
             .await?;
         docs.iter().map(crate::entity::from_doc).collect()
+    }
+
+    async fn mark_offline_if_silent(
+        &self,
+        tenant: &TenantId,
+        id: &MachineId,
+        cutoff: Timestamp,
+    ) -> Result<StatusTransition> {
+        let m = self
+            .modify(&Partition::tenant(tenant), id.as_str(), |m, _| {
+                let silent = m.last_seen.is_none_or(|seen| seen < cutoff);
+                let applies = m.status == MachineStatus::Online && silent;
+                if applies {
+                    m.status = MachineStatus::Offline;
+                }
+                Ok(applies)
+            })
+            .await?;
+        Ok(transition(m))
     }
 
     async fn record_contact(
