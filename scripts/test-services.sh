@@ -7,8 +7,8 @@
 #   scripts/test-services.sh cargo test -p openframe-data --features redis --test conformance_redis
 #
 # Each started service exports the variable its conformance suite reads
-# (OPENFRAME_TEST_REDIS_URL, ...). A variable that is already set is respected: that service is
-# not started and the suite runs against the given server instead.
+# (OPENFRAME_TEST_REDIS_URL, OPENFRAME_TEST_NATS_URL, ...). A variable that is already set is
+# respected: that service is not started and the suite runs against the given server instead.
 #
 # Adding a service: write `start_<name>` (start it with `spawn`, wait with `wait_for`, export its
 # variable, call `service_up`) and add <name> to SERVICES.
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 # Services started for the run, in order; each has a start_<name> function below.
-SERVICES=(redis)
+SERVICES=(redis nats)
 # Services this script does not start: "Display name|VARIABLE".
 EXTERNAL_SERVICES=("MongoDB|OPENFRAME_TEST_MONGODB_URL")
 
@@ -192,9 +192,44 @@ start_redis() {
   service_up "redis at $OPENFRAME_TEST_REDIS_URL (pid ${STARTED_PIDS[-1]})"
 }
 
-# start_nats: not yet wired. When the NATS event bus lands: free_port, spawn
-# `nats-server -a 127.0.0.1 -p PORT -js -sd "$WORK_DIR/nats"`, wait_for a TCP connect,
-# export OPENFRAME_TEST_NATS_URL=nats://127.0.0.1:PORT, then add nats to SERVICES.
+# nats_ping PORT: a NATS server answers on PORT (it greets every connection with INFO).
+nats_ping() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && IFS= read -r -t 2 line <&3 && [[ $line == INFO* ]]) 2>/dev/null
+}
+
+# tcp_listening PORT: something accepts TCP connections on PORT.
+tcp_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_nats: nats-server with JetStream (its store in the work dir) on a free loopback port,
+# plus a plain (no TLS) WebSocket listener on another, for WebSocket clients such as the agent.
+# Exports OPENFRAME_TEST_NATS_URL (nats://) and OPENFRAME_TEST_NATS_WS_URL (ws://).
+start_nats() {
+  if [[ -n "${OPENFRAME_TEST_NATS_URL:-}" ]]; then
+    service_up "nats (external, from OPENFRAME_TEST_NATS_URL)"
+    return
+  fi
+  # Debian installs nats-server in /usr/sbin, which is not on every user's PATH.
+  local PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+  need_command nats-server nats-server
+  local dir="$WORK_DIR/nats" port ws_port
+  mkdir -p "$dir/jetstream"
+  port=$(free_port)
+  ws_port=$(free_port)
+  while [[ "$ws_port" == "$port" ]]; do ws_port=$(free_port); done
+  cat >"$dir/nats.conf" <<CONF
+websocket {
+  listen: "127.0.0.1:${ws_port}"
+  no_tls: true
+}
+CONF
+  spawn nats nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/jetstream" \
+    -c "$dir/nats.conf" -l "$dir/nats.log"
+  wait_for nats "$dir/nats.log" 15 nats_ping "$port"
+  wait_for nats "$dir/nats.log" 5 tcp_listening "$ws_port"
+  export OPENFRAME_TEST_NATS_URL="nats://127.0.0.1:${port}"
+  export OPENFRAME_TEST_NATS_WS_URL="ws://127.0.0.1:${ws_port}"
+  service_up "nats at $OPENFRAME_TEST_NATS_URL, websocket at $OPENFRAME_TEST_NATS_WS_URL (pid ${STARTED_PIDS[-1]})"
+}
 
 # start_kafka: not yet wired. When the Kafka event bus lands: start a single-node KRaft broker
 # in "$WORK_DIR/kafka", export OPENFRAME_TEST_KAFKA_BROKERS=127.0.0.1:PORT, add kafka to SERVICES.
