@@ -6,9 +6,13 @@
 //! - [`bus`]: the [`bus::AgentBus`] trait (ephemeral and durable publish, subscriptions,
 //!   durable consumers with explicit ack) with an in-process backend and NATS JetStream.
 //! - [`events`]: domain events (registered, came online, went offline, uninstalled).
+//! - [`enrollment`]: registration secrets, register / reinstall / uninstall and agent tokens.
 //! - [`presence`]: heartbeats and the offline sweep.
+//! - [`executions`]: commands and scripts, results, watchdog, cancellation, offline queue.
 
 pub mod bus;
+pub mod enrollment;
 pub mod events;
+pub mod executions;
 pub mod presence;
 pub mod subjects;
