@@ -9,10 +9,12 @@
 //! - [`enrollment`]: registration secrets, register / reinstall / uninstall and agent tokens.
 //! - [`presence`]: heartbeats and the offline sweep.
 //! - [`executions`]: commands and scripts, results, watchdog, cancellation, offline queue.
+//! - [`listener`]: routes heartbeats, hostnames and results from the bus to the services.
 
 pub mod bus;
 pub mod enrollment;
 pub mod events;
 pub mod executions;
+pub mod listener;
 pub mod presence;
 pub mod subjects;
