@@ -178,6 +178,25 @@ async fn active_tenant(server: &OAuthServer, raw: &str) -> Result<Tenant, Respon
     }
 }
 
+/// The active tenant named by the `{tenant}` path segment; unknown or inactive tenants are
+/// answered 404 before the handler runs.
+struct ActiveTenant(Tenant);
+
+impl axum::extract::FromRequestParts<OAuthServer> for ActiveTenant {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        server: &OAuthServer,
+    ) -> Result<Self, Response> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, server)
+            .await
+            .map_err(|_| not_found())?;
+        let raw = params.get("tenant").ok_or_else(not_found)?;
+        active_tenant(server, raw).await.map(ActiveTenant)
+    }
+}
+
 fn issuer(server: &OAuthServer, tenant: &TenantId) -> String {
     server.inner.config.issuers.issuer(tenant)
 }
@@ -281,19 +300,14 @@ fn granted_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<Str
 // ---------------------------------------------------------------------------------------
 // Discovery and keys
 
-async fn metadata(State(server): State<OAuthServer>, Path(tenant): Path<String>) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn metadata(
+    State(server): State<OAuthServer>,
+    ActiveTenant(tenant): ActiveTenant,
+) -> Response {
     Json(discovery::metadata(&issuer(&server, &tenant.id))).into_response()
 }
 
-async fn jwks(State(server): State<OAuthServer>, Path(tenant): Path<String>) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn jwks(State(server): State<OAuthServer>, ActiveTenant(tenant): ActiveTenant) -> Response {
     match server.inner.keys.jwks(&tenant.id).await {
         Ok(set) => {
             let mut r = Json(&*set).into_response();
@@ -341,14 +355,10 @@ fn redirect_error(
 
 async fn authorize(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let query = query.unwrap_or_default();
     let params = match parse_params(query.as_bytes()) {
         Ok(p) => p,
@@ -533,13 +543,9 @@ async fn render_login(
 
 async fn login_form(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let params = parse_params(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let return_to =
         safe_return_to(&server, &tenant.id, param(&params, "return_to")).unwrap_or_default();
@@ -548,13 +554,9 @@ async fn login_form(
 
 async fn login_submit(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     request: Request,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let ip = client_ip(
         request
             .extensions()
@@ -672,16 +674,14 @@ async fn sso_links(
 
 async fn sso_start(
     State(server): State<OAuthServer>,
-    Path((tenant, provider)): Path<(String, String)>,
+    ActiveTenant(tenant): ActiveTenant,
+    Path(path): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let Some(sso) = &server.inner.sso else {
         return not_found();
     };
+    let provider = path.get("provider").cloned().unwrap_or_default();
     let params = parse_params(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let return_to =
         safe_return_to(&server, &tenant.id, param(&params, "return_to")).unwrap_or_default();
@@ -711,16 +711,14 @@ async fn sso_start(
 
 async fn sso_callback(
     State(server): State<OAuthServer>,
-    Path((tenant, provider)): Path<(String, String)>,
+    ActiveTenant(tenant): ActiveTenant,
+    Path(path): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let Some(sso) = &server.inner.sso else {
         return not_found();
     };
+    let provider = path.get("provider").cloned().unwrap_or_default();
     let Ok(params) = parse_params(query.unwrap_or_default().as_bytes()) else {
         return error_page(StatusCode::BAD_REQUEST, "malformed callback");
     };
@@ -849,14 +847,10 @@ impl OAuthServer {
 
 async fn token(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     match token_inner(&server, &tenant.id, &headers, &body).await {
         Ok(r) => no_store(Json(r).into_response()),
         Err(e) => e.into_response(),
@@ -1187,14 +1181,10 @@ async fn client_credentials_grant(
 
 async fn revoke(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let result: Result<(), OAuthError> = async {
         let params = parse_params(&body)?;
         let client = authenticate_client(&server, &tenant.id, &headers, &params).await?;
@@ -1223,14 +1213,10 @@ async fn revoke(
 
 async fn introspect(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let result: Result<serde_json::Value, OAuthError> = async {
         let params = parse_params(&body)?;
         let client = authenticate_client(&server, &tenant.id, &headers, &params).await?;
@@ -1277,13 +1263,9 @@ async fn introspect(
 
 async fn userinfo(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let invalid = |d: &str| OAuthError::new(OAuthErrorCode::InvalidToken, d).into_response();
     let Some(token) = headers
         .get(header::AUTHORIZATION)
@@ -1346,14 +1328,10 @@ async fn userinfo(
 
 async fn logout(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let params = parse_params(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     if let Some(c) = cookie(&headers, SESSION_COOKIE) {
         if let Err(e) = server.inner.sessions.end(&tenant.id, &c).await {
@@ -1456,13 +1434,9 @@ struct AcceptBody {
 
 async fn accept_invitation(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     body: Bytes,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let result: Result<User, Error> = async {
         let b: AcceptBody = json_body(&body)?;
         server
@@ -1493,13 +1467,9 @@ struct ResetRequestBody {
 
 async fn request_password_reset(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     body: Bytes,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let b: ResetRequestBody = match json_body(&body) {
         Ok(b) => b,
         Err(e) => return api_error(&server, &e),
@@ -1538,13 +1508,9 @@ struct ResetConfirmBody {
 
 async fn confirm_password_reset(
     State(server): State<OAuthServer>,
-    Path(tenant): Path<String>,
+    ActiveTenant(tenant): ActiveTenant,
     body: Bytes,
 ) -> Response {
-    let tenant = match active_tenant(&server, &tenant).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let result: Result<(), Error> = async {
         let b: ResetConfirmBody = json_body(&body)?;
         server
