@@ -106,7 +106,8 @@ pub fn from_doc<E: Entity>(doc: &StoredDoc) -> Result<E> {
 
 /// The parts of an [`Entity`] impl that every aggregate with an `id` (with `as_str()`), a
 /// `version: u64` and an inherent `validate()` shares; `serde` adds the default JSON body
-/// encoding under the given entity name.
+/// encoding under the given entity name; `serde, unvalidated` is for internal records with
+/// nothing to validate.
 ///
 /// ```text
 /// impl Entity for Note {
@@ -132,6 +133,26 @@ macro_rules! entity_basics {
             Self::validate(self)
         }
     };
+    ($name:literal, serde, unvalidated) => {
+        fn doc_id(&self) -> &str {
+            self.id.as_str()
+        }
+        fn version(&self) -> u64 {
+            self.version
+        }
+        fn set_version(&mut self, version: u64) {
+            self.version = version;
+        }
+        fn validate(&self) -> openframe_core::Result<()> {
+            Ok(())
+        }
+        fn to_body(&self) -> openframe_core::Result<String> {
+            $crate::entity::serde_body(self)
+        }
+        fn from_body(body: &str) -> openframe_core::Result<Self> {
+            $crate::entity::serde_from_body($name, body)
+        }
+    };
     ($name:literal, serde) => {
         $crate::entity_basics!($name);
         fn to_body(&self) -> openframe_core::Result<String> {
@@ -143,3 +164,17 @@ macro_rules! entity_basics {
     };
 }
 pub use entity_basics;
+
+/// Implements [`Timestamped`](crate::Timestamped) for types with an `updated_at` field.
+#[macro_export]
+macro_rules! timestamped {
+    ($($ty:ty),+ $(,)?) => {
+        $(
+            impl $crate::Timestamped for $ty {
+                fn set_updated_at(&mut self, now: openframe_core::Timestamp) {
+                    self.updated_at = now;
+                }
+            }
+        )+
+    };
+}

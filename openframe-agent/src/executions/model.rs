@@ -1,7 +1,6 @@
 //! The execution record and the wire messages of commands and scripts.
 
 use openframe_core::{Error, MachineId, Result, Timestamp, UserId};
-use openframe_data::Timestamped;
 use openframe_data::entity::Entity;
 use openframe_data::store::{FieldDef, FieldKind, IndexDef, Schema, Value};
 use serde::{Deserialize, Serialize};
@@ -229,18 +228,7 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for Execution {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        Execution::validate(self)
-    }
+    openframe_data::entity_basics!("execution", serde);
     fn index_values(&self) -> Vec<Value> {
         vec![
             Value::str(&self.execution_id),
@@ -258,19 +246,9 @@ impl Entity for Execution {
             self.stderr.as_str(),
         ]
     }
-    fn to_body(&self) -> Result<String> {
-        openframe_data::entity::serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        openframe_data::entity::serde_from_body("execution", body)
-    }
 }
 
-impl Timestamped for Execution {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+openframe_data::timestamped!(Execution);
 
 /// The command message the agent expects on `machine.{id}.command-execution` (camelCase).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use openframe_core::{
     Timestamp, UserId,
 };
 
-use super::{DocumentRepository, StoreSortField, Timestamped, search_filter};
+use super::{DocumentRepository, StoreSortField, search_filter};
 use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -152,11 +152,7 @@ impl Entity for ApiKey {
     }
 }
 
-impl Timestamped for ApiKey {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(ApiKey);
 
 #[async_trait]
 impl ApiKeyRepository for DocumentRepository<ApiKey> {

@@ -7,8 +7,7 @@ use openframe_core::{
 };
 
 use super::{
-    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
-    search_filter,
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, filter_list, search_filter,
 };
 use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
@@ -328,11 +327,7 @@ impl Entity for Machine {
     }
 }
 
-impl Timestamped for Machine {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(Machine);
 
 fn transition(m: super::Modified<Machine>) -> StatusTransition {
     StatusTransition {

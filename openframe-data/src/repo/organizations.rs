@@ -3,12 +3,11 @@
 use async_trait::async_trait;
 use openframe_core::{
     Error, FacetCount, Organization, OrganizationId, OrganizationStatus, Page, PageRequest, Result,
-    SortDirection, SortField, SortSpec, TenantId, Timestamp,
+    SortDirection, SortField, SortSpec, TenantId,
 };
 
 use super::{
-    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
-    search_filter,
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, filter_list, search_filter,
 };
 use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
@@ -232,11 +231,7 @@ impl Entity for Organization {
     }
 }
 
-impl Timestamped for Organization {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(Organization);
 
 #[async_trait]
 impl OrganizationRepository for DocumentRepository<Organization> {

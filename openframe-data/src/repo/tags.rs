@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use openframe_core::{
-    Page, PageRequest, Result, SortDirection, SortField, SortSpec, Tag, TagId, TenantId, Timestamp,
+    Page, PageRequest, Result, SortDirection, SortField, SortSpec, Tag, TagId, TenantId,
 };
 
-use super::{DocumentRepository, StoreSortField, Timestamped, search_filter};
+use super::{DocumentRepository, StoreSortField, search_filter};
 use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -131,11 +131,7 @@ impl Entity for Tag {
     }
 }
 
-impl Timestamped for Tag {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(Tag);
 
 #[async_trait]
 impl TagRepository for DocumentRepository<Tag> {

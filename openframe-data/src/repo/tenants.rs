@@ -1,9 +1,9 @@
 //! Tenants: stored in the platform partition, not in any tenant's.
 
 use async_trait::async_trait;
-use openframe_core::{Page, PageRequest, Result, SortSpec, Tenant, TenantId, Timestamp};
+use openframe_core::{Page, PageRequest, Result, SortSpec, Tenant, TenantId};
 
-use super::{DocumentRepository, Timestamped};
+use super::DocumentRepository;
 use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
 
@@ -78,11 +78,7 @@ impl Entity for Tenant {
     }
 }
 
-impl Timestamped for Tenant {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(Tenant);
 
 #[async_trait]
 impl TenantRepository for DocumentRepository<Tenant> {

@@ -3,13 +3,12 @@
 use async_trait::async_trait;
 use openframe_core::{
     ConnectionStatus, FacetCount, IntegratedTool, MachineId, Page, PageRequest, Result,
-    SortDirection, SortField, SortSpec, TenantId, Timestamp, ToolConnection, ToolConnectionId,
+    SortDirection, SortField, SortSpec, TenantId, ToolConnection, ToolConnectionId,
     ToolCredentials, ToolId, ToolType,
 };
 
 use super::{
-    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
-    search_filter,
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, filter_list, search_filter,
 };
 use crate::entity::{Entity, entity_basics, serde_body, serde_from_body};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
@@ -171,11 +170,7 @@ impl Entity for IntegratedTool {
     }
 }
 
-impl Timestamped for IntegratedTool {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(IntegratedTool);
 
 #[async_trait]
 impl IntegratedToolRepository for DocumentRepository<IntegratedTool> {
@@ -420,11 +415,7 @@ impl Entity for ToolConnection {
     }
 }
 
-impl Timestamped for ToolConnection {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(ToolConnection);
 
 #[async_trait]
 impl ToolConnectionRepository for DocumentRepository<ToolConnection> {

@@ -2,13 +2,12 @@
 
 use async_trait::async_trait;
 use openframe_core::{
-    FacetCount, Page, PageRequest, Result, SortDirection, SortField, SortSpec, TenantId, Timestamp,
-    User, UserId, UserRole, UserStatus, normalize_email,
+    FacetCount, Page, PageRequest, Result, SortDirection, SortField, SortSpec, TenantId, User,
+    UserId, UserRole, UserStatus, normalize_email,
 };
 
 use super::{
-    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, Timestamped, filter_list,
-    search_filter,
+    DocumentRepository, FacetDimension, QueryFilter, StoreSortField, filter_list, search_filter,
 };
 use crate::entity::{Entity, entity_basics};
 use crate::store::{FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, SortKey, Value};
@@ -205,11 +204,7 @@ impl Entity for User {
     }
 }
 
-impl Timestamped for User {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+crate::timestamped!(User);
 
 #[async_trait]
 impl UserRepository for DocumentRepository<User> {

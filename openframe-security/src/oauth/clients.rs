@@ -10,11 +10,11 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openframe_core::{Clock, Error, MachineId, Result, Secret, TenantId, Timestamp, validate};
+use openframe_data::DocumentRepository;
 use openframe_data::entity::Entity;
 use openframe_data::store::{
     DocumentStore, FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, Value,
 };
-use openframe_data::{DocumentRepository, Timestamped};
 use serde::{Deserialize, Serialize};
 
 /// Whether a client can keep a secret.
@@ -153,18 +153,7 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for OAuthClient {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        OAuthClient::validate(self)
-    }
+    openframe_data::entity_basics!("oauth client", serde);
     fn index_values(&self) -> Vec<Value> {
         vec![
             Value::opt_str(self.machine_id.as_ref().map(|m| m.as_str())),
@@ -174,19 +163,9 @@ impl Entity for OAuthClient {
     fn search_texts(&self) -> Vec<&str> {
         vec![self.id.as_str(), self.name.as_str()]
     }
-    fn to_body(&self) -> Result<String> {
-        openframe_data::entity::serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        openframe_data::entity::serde_from_body("oauth client", body)
-    }
 }
 
-impl Timestamped for OAuthClient {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+openframe_data::timestamped!(OAuthClient);
 
 /// What to register.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openframe_core::{Clock, Error, MachineId, Result, TenantId, Timestamp, UserId};
+use openframe_data::DocumentRepository;
 use openframe_data::entity::Entity;
 use openframe_data::store::{
     DocumentStore, FieldDef, FieldKind, Filter, IndexDef, Partition, Schema, Value,
 };
-use openframe_data::{DocumentRepository, Timestamped};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -164,37 +164,15 @@ macro_rules! grant_entity {
     ($ty:ty, $schema:ident, $name:literal, |$s:ident| $values:expr) => {
         impl Entity for $ty {
             const SCHEMA: &'static Schema = &$schema;
-            fn doc_id(&self) -> &str {
-                &self.id
-            }
-            fn version(&self) -> u64 {
-                self.version
-            }
-            fn set_version(&mut self, version: u64) {
-                self.version = version;
-            }
-            fn validate(&self) -> Result<()> {
-                Ok(())
-            }
+            openframe_data::entity_basics!($name, serde, unvalidated);
             fn index_values(&$s) -> Vec<Value> {
                 $values
             }
             fn search_texts(&self) -> Vec<&str> {
                 Vec::new()
             }
-            fn to_body(&self) -> Result<String> {
-                openframe_data::entity::serde_body(self)
-            }
-            fn from_body(body: &str) -> Result<Self> {
-                openframe_data::entity::serde_from_body($name, body)
-            }
         }
-
-        impl Timestamped for $ty {
-            fn set_updated_at(&mut self, now: Timestamp) {
-                self.updated_at = now;
-            }
-        }
+        openframe_data::timestamped!($ty);
     };
 }
 

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openframe_core::{Clock, Result, TenantId, Timestamp, UserId};
+use openframe_data::DocumentRepository;
 use openframe_data::entity::Entity;
 use openframe_data::store::{
     DocumentStore, FieldDef, FieldKind, IndexDef, Partition, Schema, Value,
 };
-use openframe_data::{DocumentRepository, Timestamped};
 use serde::{Deserialize, Serialize};
 
 use super::grants::{new_opaque_token, token_hash};
@@ -57,18 +57,7 @@ static SCHEMA: Schema = Schema {
 
 impl Entity for LoginSession {
     const SCHEMA: &'static Schema = &SCHEMA;
-    fn doc_id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn validate(&self) -> Result<()> {
-        Ok(())
-    }
+    openframe_data::entity_basics!("session", serde, unvalidated);
     fn index_values(&self) -> Vec<Value> {
         vec![
             Value::str(self.user_id.as_str()),
@@ -78,19 +67,9 @@ impl Entity for LoginSession {
     fn search_texts(&self) -> Vec<&str> {
         Vec::new()
     }
-    fn to_body(&self) -> Result<String> {
-        openframe_data::entity::serde_body(self)
-    }
-    fn from_body(body: &str) -> Result<Self> {
-        openframe_data::entity::serde_from_body("session", body)
-    }
 }
 
-impl Timestamped for LoginSession {
-    fn set_updated_at(&mut self, now: Timestamp) {
-        self.updated_at = now;
-    }
-}
+openframe_data::timestamped!(LoginSession);
 
 /// Creates, finds and ends login sessions.
 #[derive(Clone)]

@@ -20,7 +20,7 @@ use openframe_data::entity::Entity;
 use openframe_data::store::{
     DocumentStore, FieldDef, FieldKind, IndexDef, Partition, Schema, Value,
 };
-use openframe_data::{DocumentRepository, Repositories, Timestamped};
+use openframe_data::{DocumentRepository, Repositories};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountService;
@@ -229,11 +229,7 @@ macro_rules! sso_entity {
                 openframe_data::entity::serde_from_body($name, body)
             }
         }
-        impl Timestamped for $ty {
-            fn set_updated_at(&mut self, now: Timestamp) {
-                self.updated_at = now;
-            }
-        }
+        openframe_data::timestamped!($ty);
     };
 }
 
