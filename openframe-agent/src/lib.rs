@@ -10,6 +10,7 @@
 //! - [`presence`]: heartbeats and the offline sweep.
 //! - [`executions`]: commands and scripts, results, watchdog, cancellation, offline queue.
 //! - [`listener`]: routes heartbeats, hostnames and results from the bus to the services.
+//! - [`tools`]: tool agent definitions, installation, update rollout and the agents' tool reports.
 
 pub mod bus;
 pub mod enrollment;
@@ -18,3 +19,4 @@ pub mod executions;
 pub mod listener;
 pub mod presence;
 pub mod subjects;
+pub mod tools;
