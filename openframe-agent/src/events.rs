@@ -48,6 +48,13 @@ pub trait AgentEventSink: Send + Sync + Debug + 'static {
     async fn emit(&self, event: AgentEvent) -> openframe_core::Result<()>;
 }
 
+#[async_trait]
+impl<T: AgentEventSink + ?Sized> AgentEventSink for std::sync::Arc<T> {
+    async fn emit(&self, event: AgentEvent) -> openframe_core::Result<()> {
+        self.as_ref().emit(event).await
+    }
+}
+
 /// Drops every event.
 #[derive(Debug, Default)]
 pub struct NoopEventSink;

@@ -1251,3 +1251,32 @@ async fn tenants_never_see_each_others_agents() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_registered_event_publishes_installations_and_passes_the_event_on() {
+    use openframe_agent::events::{AgentEvent, AgentEventKind, AgentEventSink, RecordingEventSink};
+    use openframe_agent::tools::InstallOnRegistration;
+
+    let w = world().await;
+    w.service.agents().save(&w.acme, mesh(&w)).await.unwrap();
+    let m = machine(&w, &w.acme, OsType::Windows, MachineStatus::Pending).await;
+    let mut consumer = agent_install_consumer(&w, &m).await;
+    let recorded = Arc::new(RecordingEventSink::default());
+    let sink = InstallOnRegistration::new(w.service.clone(), recorded.clone());
+    let event = |kind| AgentEvent {
+        tenant: w.acme.clone(),
+        machine_id: m.clone(),
+        kind,
+        previous_status: None,
+        status: MachineStatus::Pending,
+        at: w.clock.now(),
+    };
+    sink.emit(event(AgentEventKind::Registered)).await.unwrap();
+    let (subject, message) = next_json(&mut consumer).await;
+    assert_eq!(subject, format!("machine.{m}.tool-installation"));
+    assert_eq!(message, expected_mesh_message(false));
+    // Other events install nothing, and every event reaches the inner sink.
+    sink.emit(event(AgentEventKind::CameOnline)).await.unwrap();
+    nothing_more(&mut consumer).await;
+    assert_eq!(recorded.events().len(), 2);
+}

@@ -43,6 +43,7 @@
 mod ingest;
 mod messages;
 mod model;
+mod on_registration;
 mod service;
 
 use openframe_data::store::Schema;
@@ -61,6 +62,7 @@ pub use model::{
     MAX_KEY_LEN, MAX_LINK_LEN, PublishState, SessionType, ToolAgentAsset, VERSION_PLACEHOLDER,
     validate_link, validate_sha256,
 };
+pub use on_registration::InstallOnRegistration;
 pub use service::{
     FailedInstall, InstallReport, InstallTarget, MAX_TOOL_AGENTS, PublishedInstall,
     RepublishReport, SkipReason, SkippedMachine, ToolAgentRepository, ToolInstallationConfig,
