@@ -9,14 +9,24 @@
 //! - [`enrollment`]: registration secrets, register / reinstall / uninstall and agent tokens.
 //! - [`presence`]: heartbeats and the offline sweep.
 //! - [`executions`]: commands and scripts, results, watchdog, cancellation, offline queue.
-//! - [`listener`]: routes heartbeats, hostnames and results from the bus to the services.
 //! - [`tools`]: tool agent definitions, installation, update rollout and the agents' tool reports.
+//! - [`gateway`]: the agent WebSocket (`/ws/agent`) bridging agents to the bus without NATS.
+//! - `client` (feature `client`): the agent SDK (enrollment, tokens, the gateway connection,
+//!   heartbeats, commands and scripts).
+//! - [`listener`]: routes heartbeats, hostnames and results from the bus to the services.
+//! - `nats_proxy` (feature `nats`): the original agent's `/ws/nats` and `/ws/nats-logs`
+//!   proxied to nats-server in operator mode, each connection confined by a per-machine user JWT.
 
 pub mod bus;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod enrollment;
 pub mod events;
 pub mod executions;
+pub mod gateway;
 pub mod listener;
+#[cfg(feature = "nats")]
+pub mod nats_proxy;
 pub mod presence;
 pub mod subjects;
 pub mod tools;

@@ -8,7 +8,7 @@
 //!   `Unauthenticated` for every failure.
 //! - Passwords are argon2id PHC strings in a separate `user_credentials` collection (tenant
 //!   partition, keyed by user id), hashed on Tokio's blocking pool; a
-//!   [`User`](openframe_core::User) never carries one.
+//!   [`User`] never carries one.
 //! - [`Invitation`]s (collection `invitations`) and password-reset tokens (collection
 //!   `password_reset_tokens`) are 256-bit random tokens stored only as SHA-256 hashes,
 //!   single use, with expiry from the injected clock.
