@@ -586,9 +586,12 @@ async fn connect(gateway: &Url, token: &Secret) -> std::result::Result<Ws, Conne
         .map_err(|_| ConnectError::Unauthorized)?;
     value.set_sensitive(true);
     request.headers_mut().insert(header::AUTHORIZATION, value);
+    // Small buffers: the defaults (128 KiB, zero-filled on every read) dominate an agent's memory.
     let config = WebSocketConfig::default()
         .max_message_size(Some(16 << 20))
-        .max_frame_size(Some(16 << 20));
+        .max_frame_size(Some(16 << 20))
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024);
     match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
         Ok((ws, _)) => Ok(ws),
         Err(tungstenite::Error::Http(response))
