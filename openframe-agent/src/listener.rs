@@ -88,6 +88,9 @@ pub struct AgentListener {
     machines: Arc<dyn MachineRepository>,
 }
 
+/// Messages of one subject kind handled at once.
+const HANDLER_CONCURRENCY: usize = 32;
+
 /// The queue group server replicas share.
 pub const SERVER_QUEUE: &str = "openframe-server";
 
@@ -200,14 +203,21 @@ impl AgentListener {
         ];
         let mut tasks = Vec::new();
         for kind in kinds {
-            let mut subscription = bus.queue_subscribe(&kind.pattern(), SERVER_QUEUE).await?;
+            let subscription = bus.queue_subscribe(&kind.pattern(), SERVER_QUEUE).await?;
             let listener = self.clone();
+            // Bounded concurrency keeps up with bursts (10,000 agents reconnecting at once); each
+            // handler is idempotent and `last_seen` never moves backwards, so order does not matter.
             tasks.push(tokio::spawn(async move {
-                while let Some(message) = subscription.next().await {
-                    if let Err(e) = listener.handle(&message).await {
-                        tracing::warn!(subject = %message.subject, error = %e, "agent message failed");
-                    }
-                }
+                subscription
+                    .for_each_concurrent(HANDLER_CONCURRENCY, |message| {
+                        let listener = listener.clone();
+                        async move {
+                            if let Err(e) = listener.handle(&message).await {
+                                tracing::warn!(subject = %message.subject, error = %e, "agent message failed");
+                            }
+                        }
+                    })
+                    .await;
             }));
         }
         Ok(tasks)
