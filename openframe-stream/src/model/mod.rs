@@ -1,1 +1,406 @@
-//! In progress.
+//! The unified event model: every tool's activity normalized into one [`UnifiedEvent`] shape.
+//!
+//! - [`ToolSource`], [`EventCategory`], [`Severity`], [`Outcome`]: the closed vocabularies.
+//! - [`UnifiedEvent`]: one normalized event, with a deterministic id ([`UnifiedEvent::id_for`])
+//!   so replays and duplicate deliveries collapse on upsert.
+//! - [`MappingTable`]: the data-driven `{tool}:{source_type}` → (category, event type, severity)
+//!   table; unmapped source types become `UNKNOWN` events instead of being dropped.
+//!
+//! ```
+//! use openframe_stream::model::{MappingTable, Outcome, Severity, ToolSource};
+//! let table = MappingTable::builtin();
+//! let m = table.lookup(ToolSource::OpenframeAgent, "script_result");
+//! assert_eq!(m.event_type(), "SCRIPT_EXECUTED");
+//! assert_eq!(m.severity(Some(Outcome::Failure)), Severity::Error);
+//! ```
+
+mod mapping;
+
+use std::fmt;
+
+use openframe_core::{MachineId, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use mapping::{BUILTIN_MAPPINGS, Mapping, MappingEntry, MappingTable};
+
+/// Longest [`UnifiedEvent::summary`], in characters.
+pub const MAX_SUMMARY_CHARS: usize = 1024;
+/// Largest serialized [`UnifiedEvent::details`], in bytes.
+pub const MAX_DETAILS_BYTES: usize = 16 * 1024;
+/// Longest string kept inside oversized details before the whole value is replaced.
+const MAX_DETAIL_STRING_CHARS: usize = 2048;
+
+/// The namespace of every [`UnifiedEvent::id`] (UUIDv5). Never change it: ids are upsert keys.
+pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f70_656e_6672_5a6d_8e5a_7374_7265_616d);
+
+/// The tool an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ToolSource {
+    /// MeshCentral (remote access; its Mongo `events` collection via Debezium).
+    Meshcentral,
+    /// FleetDM (osquery MDM; MySQL activities, query results, policy membership).
+    FleetMdm,
+    /// TacticalRMM (Postgres alerts, agent history and audit log via Debezium).
+    TacticalRmm,
+    /// Our own agents' command and script results.
+    OpenframeAgent,
+    /// OpenFrame's own domain events (agent plane).
+    Openframe,
+}
+
+impl ToolSource {
+    /// Every tool, in declaration order.
+    pub const ALL: [ToolSource; 5] = [
+        Self::Meshcentral,
+        Self::FleetMdm,
+        Self::TacticalRmm,
+        Self::OpenframeAgent,
+        Self::Openframe,
+    ];
+
+    /// The wire name (`MESHCENTRAL`, `FLEET_MDM`, ...), also the `{tool}` of mapping keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Meshcentral => "MESHCENTRAL",
+            Self::FleetMdm => "FLEET_MDM",
+            Self::TacticalRmm => "TACTICAL_RMM",
+            Self::OpenframeAgent => "OPENFRAME_AGENT",
+            Self::Openframe => "OPENFRAME",
+        }
+    }
+}
+
+impl fmt::Display for ToolSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The coarse area an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum EventCategory {
+    /// Logins, logouts, failed logins, tokens, passwords.
+    Auth,
+    /// Device lifecycle and state: registered, online, offline, updated, deleted, power.
+    Device,
+    /// Users, roles and user groups.
+    Users,
+    /// Script runs and script library changes.
+    Scripts,
+    /// Ad-hoc command runs.
+    Commands,
+    /// Policies and compliance.
+    Policies,
+    /// Saved and live queries and their results.
+    Queries,
+    /// Software inventory, installs and uninstalls.
+    Software,
+    /// Host security: disk encryption, lock, wipe.
+    Security,
+    /// Tool servers themselves: start, stop, statistics.
+    System,
+    /// Remote desktop, terminal and file-transfer sessions.
+    RemoteAccess,
+    /// Files moved to or from devices outside a session.
+    Files,
+    /// Alerts, checks and tasks.
+    Monitoring,
+    /// Configuration of the tool: teams, packs, profiles, agent options, generic object changes.
+    Configuration,
+    /// MDM enrollment and profiles.
+    Mdm,
+    /// A source type with no mapping; kept, never dropped.
+    Unknown,
+}
+
+/// How much attention an event needs. Ordered: `Debug < Info < ... < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    /// Noise useful only when debugging.
+    Debug,
+    /// Normal activity.
+    Info,
+    /// Worth a look.
+    Warning,
+    /// Something failed.
+    Error,
+    /// Destructive or security-relevant; act now.
+    Critical,
+}
+
+/// Whether the action an event reports succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// It worked.
+    Success,
+    /// It failed (non-zero exit, timeout, error, failing policy, ...).
+    Failure,
+}
+
+/// One normalized event.
+///
+/// Build it with [`UnifiedEvent::new`] (which applies the [`MappingTable`]) and the `with_*`
+/// setters, which enforce the size bounds of `summary` and `details`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnifiedEvent {
+    /// Deterministic UUIDv5 (see [`UnifiedEvent::id_for`]): the same source record always gives
+    /// the same id.
+    #[serde(with = "uuid_string")]
+    pub id: Uuid,
+    /// The tenant; usually `None` here and resolved later by enrichment.
+    pub tenant: Option<TenantId>,
+    /// The tool.
+    pub tool: ToolSource,
+    /// The tool's own type name (e.g. `user.login`, `ran_script`).
+    pub source_type: String,
+    /// The category from the mapping table.
+    pub category: EventCategory,
+    /// The unified type from the mapping table (e.g. `SCRIPT_EXECUTED`), or `UNKNOWN`.
+    pub event_type: String,
+    /// The severity, from the mapping table and the outcome.
+    pub severity: Severity,
+    /// Success or failure, where the source says.
+    pub outcome: Option<Outcome>,
+    /// When it happened (tool time, else the change-capture time).
+    pub occurred_at: Timestamp,
+    /// Our machine, when the source knows it (agent events); else set by enrichment.
+    pub machine_id: Option<MachineId>,
+    /// The tool's own device id (MeshCentral `nodeid`, Fleet host id, ...), for enrichment.
+    pub tool_agent_id: Option<String>,
+    /// The acting user as the tool names it.
+    pub user: Option<String>,
+    /// One human line, at most [`MAX_SUMMARY_CHARS`] characters.
+    pub summary: String,
+    /// Structured details, at most [`MAX_DETAILS_BYTES`] serialized.
+    pub details: Value,
+    /// Where in the source this came from (binlog position, LSN, offset), for tracing.
+    pub source_position: Option<String>,
+}
+
+impl UnifiedEvent {
+    /// The deterministic event id: UUIDv5 in [`EVENT_ID_NAMESPACE`] over the tool, the source
+    /// table, the primary key and an optional extra discriminator (the script id of script
+    /// results, the state of an alert, ...). Parts are length-prefixed, so no two different
+    /// inputs share a name.
+    ///
+    /// ```
+    /// use openframe_stream::model::{ToolSource, UnifiedEvent};
+    /// let a = UnifiedEvent::id_for(ToolSource::OpenframeAgent, "script_result", "e1:m1", Some("s1"));
+    /// let b = UnifiedEvent::id_for(ToolSource::OpenframeAgent, "script_result", "e1:m1", Some("s2"));
+    /// assert_ne!(a, b);
+    /// assert_eq!(a, UnifiedEvent::id_for(ToolSource::OpenframeAgent, "script_result", "e1:m1", Some("s1")));
+    /// ```
+    pub fn id_for(
+        tool: ToolSource,
+        source_table: &str,
+        primary_key: &str,
+        extra: Option<&str>,
+    ) -> Uuid {
+        let mut name = String::with_capacity(64 + source_table.len() + primary_key.len());
+        for part in [
+            Some(tool.as_str()),
+            Some(source_table),
+            Some(primary_key),
+            extra,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            name.push_str(&part.len().to_string());
+            name.push(':');
+            name.push_str(part);
+        }
+        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+    }
+
+    /// A new event of `source_type`, classified through `table`; severity follows `outcome`.
+    /// The summary defaults to the source type; details default to `null`.
+    pub fn new(
+        table: &MappingTable,
+        id: Uuid,
+        tool: ToolSource,
+        source_type: &str,
+        occurred_at: Timestamp,
+        outcome: Option<Outcome>,
+    ) -> Self {
+        let mapping = table.lookup(tool, source_type);
+        Self {
+            id,
+            tenant: None,
+            tool,
+            source_type: truncate_chars(source_type, 128),
+            category: mapping.category(),
+            event_type: mapping.event_type().to_owned(),
+            severity: mapping.severity(outcome),
+            outcome,
+            occurred_at,
+            machine_id: None,
+            tool_agent_id: None,
+            user: None,
+            summary: truncate_chars(source_type, MAX_SUMMARY_CHARS),
+            details: Value::Null,
+            source_position: None,
+        }
+    }
+
+    /// Whether the mapping table knew this event's source type.
+    pub fn is_unknown(&self) -> bool {
+        self.category == EventCategory::Unknown
+    }
+
+    /// Sets the summary, cut to [`MAX_SUMMARY_CHARS`] characters.
+    pub fn with_summary(mut self, summary: impl AsRef<str>) -> Self {
+        self.summary = truncate_chars(summary.as_ref(), MAX_SUMMARY_CHARS);
+        self
+    }
+
+    /// Sets the details, bounded to [`MAX_DETAILS_BYTES`] (see [`bound_details`]).
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = bound_details(details);
+        self
+    }
+
+    /// Sets the tool's device id (blank values are ignored).
+    pub fn with_tool_agent_id(mut self, id: Option<impl Into<String>>) -> Self {
+        self.tool_agent_id = id.map(Into::into).filter(|s: &String| !s.trim().is_empty());
+        self
+    }
+
+    /// Sets the acting user (blank values are ignored).
+    pub fn with_user(mut self, user: Option<impl Into<String>>) -> Self {
+        self.user = user
+            .map(Into::into)
+            .filter(|s: &String| !s.trim().is_empty())
+            .map(|s| truncate_chars(&s, 256));
+        self
+    }
+
+    /// Sets our machine id.
+    pub fn with_machine(mut self, machine: Option<MachineId>) -> Self {
+        self.machine_id = machine;
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant: Option<TenantId>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Sets the source position.
+    pub fn with_source_position(mut self, position: Option<String>) -> Self {
+        self.source_position = position;
+        self
+    }
+
+    /// Overrides the severity (e.g. an alert carrying its own).
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+}
+
+/// Serde for [`Uuid`] as its hyphenated string (the crate's `uuid` dependency has no `serde`
+/// feature).
+mod uuid_string {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+    use uuid::Uuid;
+
+    pub(super) fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&id.hyphenated())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Uuid::parse_str(&raw).map_err(D::Error::custom)
+    }
+}
+
+/// Cuts `s` to at most `max` characters, appending `…` when cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some(_) => {
+            let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+            out.push('…');
+            out
+        }
+    }
+}
+
+/// Bounds a details value to [`MAX_DETAILS_BYTES`] serialized: first long strings are cut to
+/// 2048 characters; if still too large, the value is replaced by
+/// `{"truncated": true, "originalBytes": n}`.
+pub fn bound_details(details: Value) -> Value {
+    let size = serialized_len(&details);
+    if size <= MAX_DETAILS_BYTES {
+        return details;
+    }
+    let shortened = shorten_strings(details);
+    if serialized_len(&shortened) <= MAX_DETAILS_BYTES {
+        return shortened;
+    }
+    serde_json::json!({ "truncated": true, "originalBytes": size })
+}
+
+fn serialized_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
+}
+
+fn shorten_strings(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(truncate_chars(&s, MAX_DETAIL_STRING_CHARS)),
+        Value::Array(items) => Value::Array(items.into_iter().map(shorten_strings).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, shorten_strings(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_unambiguous() {
+        let t = ToolSource::FleetMdm;
+        assert_eq!(
+            UnifiedEvent::id_for(t, "activities", "1", None),
+            UnifiedEvent::id_for(t, "activities", "1", None)
+        );
+        // Length prefixes keep "a"+"bc" apart from "ab"+"c".
+        assert_ne!(
+            UnifiedEvent::id_for(t, "a", "bc", None),
+            UnifiedEvent::id_for(t, "ab", "c", None)
+        );
+        assert_ne!(
+            UnifiedEvent::id_for(t, "x", "1", None),
+            UnifiedEvent::id_for(t, "x", "1", Some(""))
+        );
+        assert_eq!(UnifiedEvent::id_for(t, "x", "1", None).get_version_num(), 5);
+    }
+
+    #[test]
+    fn summary_and_details_are_bounded() {
+        let s = truncate_chars(&"é".repeat(2000), MAX_SUMMARY_CHARS);
+        assert_eq!(s.chars().count(), MAX_SUMMARY_CHARS);
+        let big = serde_json::json!({ "out": "x".repeat(100_000), "code": 1 });
+        let bounded = bound_details(big);
+        assert_eq!(bounded["code"], 1);
+        assert!(serialized_len(&bounded) <= MAX_DETAILS_BYTES);
+        let many: Vec<String> = (0..100).map(|_| "y".repeat(3000)).collect();
+        let bounded = bound_details(serde_json::json!(many));
+        assert_eq!(bounded["truncated"], true);
+    }
+}
