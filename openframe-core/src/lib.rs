@@ -21,6 +21,7 @@
 
 pub mod clock;
 pub mod error;
+mod headers;
 pub mod id;
 pub mod model;
 pub mod page;
@@ -29,6 +30,7 @@ pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Error, ErrorCode, ErrorResponse, FieldError, Result};
+pub use headers::Headers;
 pub use id::{
     ApiKeyId, MachineId, OrganizationId, TagId, TenantId, ToolConnectionId, ToolId, UserId,
 };
