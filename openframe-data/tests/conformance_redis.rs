@@ -7,7 +7,6 @@
 #![cfg(feature = "redis")]
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,25 +20,21 @@ use rand::{Rng, SeedableRng};
 
 const URL_VAR: &str = "OPENFRAME_TEST_REDIS_URL";
 
-/// A random key namespace on the test server; its keys are deleted on drop.
-struct Namespace {
-    url: String,
-    prefix: String,
+/// A random key namespace on the test server (keys deleted on drop).
+#[derive(Debug)]
+struct Namespace(openframe_data::testkit::RedisNamespace);
+
+impl std::ops::Deref for Namespace {
+    type Target = openframe_data::testkit::RedisNamespace;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Namespace {
     /// A fresh namespace, or `None` (after printing why) when no server is configured.
     fn new() -> Option<Self> {
-        match std::env::var(URL_VAR) {
-            Ok(url) if !url.is_empty() => Some(Self {
-                url,
-                prefix: format!("oftest:{:016x}:", rand::random::<u64>()),
-            }),
-            _ => {
-                println!("skipped: set {URL_VAR} to run the Redis conformance suite");
-                None
-            }
-        }
+        openframe_data::testkit::RedisNamespace::new("the Redis conformance suite").map(Self)
     }
 
     async fn cache(&self, clock: Arc<dyn Clock>) -> RedisCache {
@@ -63,46 +58,6 @@ impl Namespace {
             .get_multiplexed_async_connection()
             .await
             .expect("connect to the test Redis")
-    }
-
-    /// Deletes every key under the prefix.
-    fn clean(&self) -> redis::RedisResult<()> {
-        let mut con = redis::Client::open(self.url.as_str())?.get_connection()?;
-        let pattern = format!("{}*", self.prefix);
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut con)?;
-            if !keys.is_empty() {
-                redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        if let Err(e) = self.clean() {
-            eprintln!("could not clean Redis test prefix {}: {e}", self.prefix);
-        }
-    }
-}
-
-impl fmt::Debug for Namespace {
-    // The URL may hold a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Namespace")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
     }
 }
 

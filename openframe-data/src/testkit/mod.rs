@@ -16,7 +16,12 @@
 pub mod cache;
 pub mod lock;
 pub mod probe;
+#[cfg(feature = "redis")]
+mod redis_namespace;
 pub mod repos;
+
+#[cfg(feature = "redis")]
+pub use redis_namespace::{REDIS_URL_VAR, RedisNamespace};
 
 use openframe_core::TenantId;
 
