@@ -9,4 +9,7 @@
 
 pub mod adapters;
 pub mod bus;
+pub mod enrich;
 pub mod model;
+pub mod processor;
+pub mod store;

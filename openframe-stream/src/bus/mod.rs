@@ -53,7 +53,11 @@ use std::fmt;
 use async_trait::async_trait;
 use openframe_core::{Error, Result, Timestamp};
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod partitioner;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -18,7 +18,7 @@ mod mapping;
 
 use std::fmt;
 
-use openframe_core::{MachineId, TenantId, Timestamp};
+use openframe_core::{MachineId, OrganizationId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -173,6 +173,13 @@ pub struct UnifiedEvent {
     pub occurred_at: Timestamp,
     /// Our machine, when the source knows it (agent events); else set by enrichment.
     pub machine_id: Option<MachineId>,
+    /// The machine's organization, set by enrichment.
+    #[serde(default)]
+    pub organization_id: Option<OrganizationId>,
+    /// Set by enrichment when the event names a tool device or machine that could not be
+    /// resolved to a known machine: the event is kept and flagged, never dropped.
+    #[serde(default)]
+    pub unknown_machine: bool,
     /// The tool's own device id (MeshCentral `nodeid`, Fleet host id, ...), for enrichment.
     pub tool_agent_id: Option<String>,
     /// The acting user as the tool names it.
@@ -243,6 +250,8 @@ impl UnifiedEvent {
             outcome,
             occurred_at,
             machine_id: None,
+            organization_id: None,
+            unknown_machine: false,
             tool_agent_id: None,
             user: None,
             summary: truncate_chars(source_type, MAX_SUMMARY_CHARS),
@@ -286,6 +295,12 @@ impl UnifiedEvent {
     /// Sets our machine id.
     pub fn with_machine(mut self, machine: Option<MachineId>) -> Self {
         self.machine_id = machine;
+        self
+    }
+
+    /// Sets the organization.
+    pub fn with_organization(mut self, organization: Option<OrganizationId>) -> Self {
+        self.organization_id = organization;
         self
     }
 

@@ -1,0 +1,1 @@
+//! graphql (in progress).

@@ -1,0 +1,3 @@
+//! The OpenFrame-rs reference server (in progress).
+
+fn main() {}
