@@ -28,5 +28,6 @@ pub mod listener;
 #[cfg(feature = "nats")]
 pub mod nats_proxy;
 pub mod presence;
+pub mod stream_bridge;
 pub mod subjects;
 pub mod tools;

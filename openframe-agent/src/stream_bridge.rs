@@ -1,0 +1,1 @@
+//! Bridge from the agent plane to the event bus (in progress).
