@@ -13,6 +13,7 @@
 //! - [`gateway`]: the agent WebSocket (`/ws/agent`) bridging agents to the bus without NATS.
 //! - `client` (feature `client`): the agent SDK (enrollment, tokens, the gateway connection,
 //!   heartbeats, commands and scripts).
+//! - [`sessions`]: live agent sessions, ended on token expiry, uninstall or disabling.
 //! - [`listener`]: routes heartbeats, hostnames and results from the bus to the services.
 //! - `nats_proxy` (feature `nats`): the original agent's `/ws/nats` and `/ws/nats-logs`
 //!   proxied to nats-server in operator mode, each connection confined by a per-machine user JWT.
@@ -28,6 +29,7 @@ pub mod listener;
 #[cfg(feature = "nats")]
 pub mod nats_proxy;
 pub mod presence;
+pub mod sessions;
 pub mod stream_bridge;
 pub mod subjects;
 pub mod tools;

@@ -429,3 +429,131 @@ async fn a_failed_publish_fails_the_execution() {
     assert_eq!(runs[0].status, ExecutionStatus::Failed);
     assert!(runs[0].error.is_some());
 }
+
+#[tokio::test]
+async fn a_stored_script_is_dispatched_by_id_with_its_defaults() {
+    use openframe_agent::executions::{PrivilegeLevel, ScriptRun};
+    use openframe_core::{Script, ScriptShell, ScriptStatus};
+
+    let w = world();
+    let service = w.service.clone().with_scripts(w.repos.scripts.clone());
+    let online = machine(&w, MachineStatus::Online).await;
+    let mut script = Script::new("Disk usage", ScriptShell::Bash, "df \"$1\"", w.clock.now());
+    script.default_args = vec!["/".into()];
+    script.default_timeout_secs = 120;
+    script.privilege_level = PrivilegeLevel::User;
+    let script = w.repos.scripts.insert(&w.tenant, script).await.unwrap();
+
+    let runs = service
+        .dispatch_script(
+            &w.tenant,
+            std::slice::from_ref(&online),
+            ScriptRun::new(script.id.clone()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, ExecutionStatus::Running);
+    assert_eq!(runs[0].spec.script_id.as_deref(), Some(script.id.as_str()));
+    let (subject, message) = w.outbox.sent.lock().unwrap()[0].clone();
+    assert_eq!(subject, format!("machine.{online}.script-execution"));
+    assert_eq!(message["scriptId"], script.id.as_str());
+    assert_eq!(message["code"], "df \"$1\"");
+    assert_eq!(message["shell"], "BASH");
+    assert_eq!(message["privilegeLevel"], "USER");
+    assert_eq!(message["args"], serde_json::json!(["/"]));
+    assert_eq!(message["timeoutSeconds"], 120);
+
+    // A run may override the defaults; a later edit of the script changes no run in flight.
+    let mut run = ScriptRun::new(script.id.clone());
+    run.args = Some(vec!["/home".into()]);
+    run.timeout_secs = Some(30);
+    let second = service
+        .dispatch_script(&w.tenant, std::slice::from_ref(&online), run, None)
+        .await
+        .unwrap();
+    let mut edited = w
+        .repos
+        .scripts
+        .get(&w.tenant, &script.id)
+        .await
+        .unwrap()
+        .unwrap();
+    edited.code = "rm -rf /".into();
+    w.repos.scripts.update(&w.tenant, edited).await.unwrap();
+    let stored = service
+        .get(&w.tenant, &second[0].execution_id, &online)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.spec.code, "df \"$1\"");
+    assert_eq!(stored.spec.args, vec!["/home".to_owned()]);
+    assert_eq!(stored.spec.timeout_secs, 30);
+    let sent = w.outbox.sent.lock().unwrap().len();
+    assert_eq!(sent, 2);
+
+    // Another tenant's script, a missing one, a deleted one: NotFound; archived: refused.
+    // Nothing is stored or sent for any of them.
+    let other = TenantId::parse("other").unwrap();
+    let foreign = w
+        .repos
+        .scripts
+        .insert(
+            &other,
+            Script::new("Theirs", ScriptShell::Bash, "id", w.clock.now()),
+        )
+        .await
+        .unwrap();
+    for id in [foreign.id.clone(), openframe_core::ScriptId::generate()] {
+        let r = service
+            .dispatch_script(
+                &w.tenant,
+                std::slice::from_ref(&online),
+                ScriptRun::new(id),
+                None,
+            )
+            .await;
+        assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    }
+    let mut archived = w
+        .repos
+        .scripts
+        .get(&w.tenant, &script.id)
+        .await
+        .unwrap()
+        .unwrap();
+    archived.status = ScriptStatus::Archived;
+    w.repos.scripts.update(&w.tenant, archived).await.unwrap();
+    let r = service
+        .dispatch_script(
+            &w.tenant,
+            std::slice::from_ref(&online),
+            ScriptRun::new(script.id.clone()),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(Error::InvalidInput { .. })), "{r:?}");
+    w.repos.scripts.delete(&w.tenant, &script.id).await.unwrap();
+    let r = service
+        .dispatch_script(
+            &w.tenant,
+            std::slice::from_ref(&online),
+            ScriptRun::new(script.id.clone()),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    assert_eq!(
+        w.outbox.sent.lock().unwrap().len(),
+        sent,
+        "nothing more sent"
+    );
+
+    // Without a script repository the service says so instead of guessing.
+    let r = w
+        .service
+        .dispatch_script(&w.tenant, &[online], ScriptRun::new(foreign.id), None)
+        .await;
+    assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+}

@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::{SinkExt as _, StreamExt as _};
 use openframe_agent::bus::agent_streams;
 use openframe_agent::nats_proxy::{self, NatsAuthority, NatsProxyConfig, ServerConfigOptions};
+use openframe_agent::sessions::{AgentSessions, RepositoryStanding};
 use openframe_security::token::AccessTokenRequest;
 use serde_json::{Value, json};
 use support_enrollment::{Creds, Server, TestTenant};
@@ -131,13 +132,26 @@ impl Nats {
 
 /// Serves the proxy router for `server` on its own loopback port.
 async fn serve_proxy(server: &Server, authority: &NatsAuthority, upstream: &str) -> String {
-    let config = NatsProxyConfig::new(
+    serve_proxy_with(server, authority, upstream, None).await
+}
+
+/// Same, with the given session registry.
+async fn serve_proxy_with(
+    server: &Server,
+    authority: &NatsAuthority,
+    upstream: &str,
+    sessions: Option<AgentSessions>,
+) -> String {
+    let mut config = NatsProxyConfig::new(
         upstream.parse().unwrap(),
         authority.clone(),
         server.service.authenticator().clone(),
         Some(server.service.secrets().clone()),
         server.clock.clone(),
     );
+    if let Some(sessions) = sessions {
+        config = config.with_sessions(sessions);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = nats_proxy::router(config);
@@ -179,6 +193,7 @@ enum Op {
 struct NatsWs {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     buf: Vec<u8>,
+    closed: bool,
 }
 
 impl NatsWs {
@@ -195,6 +210,7 @@ impl NatsWs {
             Ok((ws, _)) => Ok(Self {
                 ws,
                 buf: Vec::new(),
+                closed: false,
             }),
             Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
             Err(e) => panic!("websocket: {e}"),
@@ -218,6 +234,34 @@ impl NatsWs {
         Ok(client)
     }
 
+    /// Straight to nats-server (no proxy) as the user `creds`, answering its nonce.
+    async fn direct(ws_url: &str, creds: &openframe_agent::nats_proxy::UserCredentials) -> Self {
+        let mut client = Self::open(ws_url, &[]).await.unwrap();
+        let Op::Info(info) = client.next_op().await else {
+            panic!("no INFO");
+        };
+        let nonce = info["nonce"].as_str().unwrap();
+        let connect = json!({
+            "jwt": creds.jwt(), "sig": creds.sign_nonce(nonce).unwrap(),
+            "verbose": false, "pedantic": false, "headers": true, "protocol": 1,
+        });
+        client.send(&format!("CONNECT {connect}\r\nPING\r\n")).await;
+        assert_eq!(client.next_op().await, Op::Pong, "CONNECT accepted");
+        client
+    }
+
+    /// The connection is closed (after any operations, returned).
+    async fn closed(&mut self) -> Vec<Op> {
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(WAIT, self.read_op()).await {
+                Ok(Some(op)) => seen.push(op),
+                Ok(None) => return seen,
+                Err(_) => panic!("still open after {seen:?}"),
+            }
+        }
+    }
+
     async fn send(&mut self, raw: &str) {
         self.ws
             .send(Message::Binary(raw.as_bytes().to_vec().into()))
@@ -235,11 +279,17 @@ impl NatsWs {
     }
 
     async fn fill(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
         match self.ws.next().await {
             Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
             Some(Ok(Message::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                self.closed = true;
+                return false;
+            }
             Some(Ok(_)) => {}
-            Some(Err(_)) | None => return false,
         }
         true
     }
@@ -698,4 +748,198 @@ async fn only_agent_tokens_get_through_and_refusals_never_reach_nats() {
     let token = access_token(&server, &me).await;
     assert_eq!(NatsWs::agent(&proxy, &token, id).await.err(), Some(502));
     assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn one_agent_never_receives_replies_meant_for_another() {
+    let Some((server, tenant, authority, nats, privileged, proxy)) = setup().await else {
+        return;
+    };
+    let a = server.register(&tenant, "vm-a").await;
+    let b = server.register(&tenant, "vm-b").await;
+    let (a_id, b_id) = (a.machine_id.as_str(), b.machine_id.as_str());
+    // The responder listens before B connects (so B's request never finds no responder).
+    let mut requests = privileged
+        .subscribe(format!("machine.{b_id}.>"))
+        .await
+        .unwrap();
+    privileged.flush().await.unwrap();
+    let mut agent_a = NatsWs::agent(&proxy, &access_token(&server, &a).await, a_id)
+        .await
+        .unwrap();
+    let mut agent_b = NatsWs::agent(&proxy, &access_token(&server, &b).await, b_id)
+        .await
+        .unwrap();
+    assert_eq!(agent_a.next_op().await, Op::Pong);
+    assert_eq!(agent_b.next_op().await, Op::Pong);
+
+    // Both use the default `_INBOX.` names; A even asks for every inbox, in lower case and
+    // split across WebSocket messages. Nothing is refused: the proxy moves them into each
+    // agent's own namespace.
+    agent_b.send("SUB _INBOX.b.* 1\r\n").await;
+    agent_a.send("SUB _INBOX.> 1\r\nsu").await;
+    agent_a.send("b _IN").await;
+    agent_a.send("BOX.> 2\r\n").await;
+    assert_eq!(agent_a.round_trip().await, vec![]);
+    assert_eq!(agent_b.round_trip().await, vec![]);
+
+    // B sends a request with its inbox as reply subject; the responder answers there.
+    agent_b
+        .publish(&format!("machine.{b_id}.ask"), Some("_INBOX.b.1"), "q")
+        .await;
+    let request = tokio::time::timeout(WAIT, requests.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = request.reply.expect("a reply subject").to_string();
+    assert_eq!(
+        reply,
+        format!("_INBOX_{b_id}.b.1"),
+        "moved into B's namespace"
+    );
+    privileged
+        .publish(reply, "secret answer for b".into())
+        .await
+        .unwrap();
+    // A reply to the legacy shared name reaches nobody.
+    privileged
+        .publish("_INBOX.b.1", "legacy".into())
+        .await
+        .unwrap();
+    privileged.flush().await.unwrap();
+
+    let (subject, _, payload) = agent_b.next_msg().await;
+    assert_eq!(subject, "_INBOX.b.1", "B sees its own name back");
+    assert_eq!(payload, b"secret answer for b");
+    assert_eq!(agent_b.round_trip().await, vec![], "nothing else for B");
+    assert_eq!(agent_a.round_trip().await, vec![], "A received nothing");
+
+    // A naming B's namespace outright is refused by the proxy, which closes the session.
+    agent_a.send(&format!("SUB _INBOX_{b_id}.> 3\r\n")).await;
+    let ops = agent_a.closed().await;
+    assert!(
+        matches!(ops.as_slice(), [Op::Err(e)] if e.contains("reserved inbox")),
+        "{ops:?}"
+    );
+
+    // And nats-server itself enforces it: A's user may subscribe to neither the shared
+    // inboxes nor B's, only to its own namespace.
+    let a_user = authority.user_jwt_for(&a.machine_id, None).unwrap();
+    let mut direct = NatsWs::direct(&nats.ws_url, &a_user).await;
+    direct
+        .send(&format!(
+            "SUB _INBOX.> 1\r\nSUB _INBOX_{b_id}.> 2\r\nSUB _INBOX_{a_id}.> 3\r\n"
+        ))
+        .await;
+    let ops = direct.round_trip().await;
+    assert!(is_permission_violation(&ops, "\"_INBOX.>\""), "{ops:?}");
+    assert!(
+        is_permission_violation(&ops, &format!("_INBOX_{b_id}.>")),
+        "{ops:?}"
+    );
+    assert!(
+        !is_permission_violation(&ops, &format!("_INBOX_{a_id}.>")),
+        "{ops:?}"
+    );
+}
+
+/// A server whose enrollment events end sessions, and a proxy whose sessions re-read the
+/// manual clock every 20 ms and check their machine's standing every 50 ms.
+async fn setup_with_sessions() -> Option<(Server, TestTenant, Nats, String)> {
+    let authority = NatsAuthority::generate("openframe-test");
+    let nats = Nats::start(&authority).await?;
+    let (server, sessions) = Server::start_with_sessions().await;
+    let sessions = sessions.with_standing(
+        Arc::new(RepositoryStanding::new(
+            server.stack.repos.clone(),
+            server.stack.clients.clone(),
+        )),
+        Duration::from_millis(50),
+    );
+    let tenant = server.tenant("acme").await;
+    let proxy = serve_proxy_with(&server, &authority, &nats.ws_url, Some(sessions)).await;
+    Some((server, tenant, nats, proxy))
+}
+
+#[tokio::test]
+async fn a_nats_session_ends_when_its_token_expires() {
+    let Some((server, tenant, _nats, proxy)) = setup_with_sessions().await else {
+        return;
+    };
+    let me = server.register(&tenant, "vm-1").await;
+    let token = server.token(&me).await;
+    let expires_in = token["expiresIn"].as_u64().unwrap();
+    let access = token["accessToken"].as_str().unwrap();
+    let mut agent = NatsWs::agent(&proxy, access, me.machine_id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(agent.next_op().await, Op::Pong);
+    server.clock.advance(Duration::from_secs(expires_in - 5));
+    assert_eq!(
+        agent.round_trip().await,
+        vec![],
+        "still valid 5 s before exp"
+    );
+    server.clock.advance(Duration::from_secs(6));
+    let ops = agent.closed().await;
+    assert_eq!(ops, vec![Op::Err("'User Authentication Expired'".into())]);
+    // The same token is refused now; a fresh one gets in again.
+    assert_eq!(
+        NatsWs::agent(&proxy, access, me.machine_id.as_str())
+            .await
+            .err(),
+        Some(401)
+    );
+    let fresh = access_token(&server, &me).await;
+    let mut again = NatsWs::agent(&proxy, &fresh, me.machine_id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(again.next_op().await, Op::Pong);
+}
+
+#[tokio::test]
+async fn a_nats_session_ends_when_its_machine_is_uninstalled_or_disabled() {
+    let Some((server, tenant, _nats, proxy)) = setup_with_sessions().await else {
+        return;
+    };
+    let gone = server.register(&tenant, "vm-gone").await;
+    let disabled = server.register(&tenant, "vm-disabled").await;
+    let bystander = server.register(&tenant, "vm-stays").await;
+    let mut sockets = Vec::new();
+    for creds in [&gone, &disabled, &bystander] {
+        let token = access_token(&server, creds).await;
+        let mut agent = NatsWs::agent(&proxy, &token, creds.machine_id.as_str())
+            .await
+            .unwrap();
+        assert_eq!(agent.next_op().await, Op::Pong);
+        sockets.push(agent);
+    }
+    let mut bystander_ws = sockets.pop().unwrap();
+    let mut disabled_ws = sockets.pop().unwrap();
+    let mut gone_ws = sockets.pop().unwrap();
+
+    // Uninstall (the agent's own request): the Uninstalled event ends its session.
+    let r = server
+        .uninstall_raw(gone.machine_id.as_str(), &gone.secret)
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        gone_ws.closed().await,
+        vec![Op::Err("'Authorization Violation'".into())]
+    );
+
+    // An administrator disables the machine's client: no event, the standing check sees it.
+    server
+        .stack
+        .clients
+        .set_enabled(&tenant.id, &format!("agent_{}", disabled.machine_id), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        disabled_ws.closed().await,
+        vec![Op::Err("'Authorization Violation'".into())]
+    );
+
+    // The other machine keeps its session.
+    assert_eq!(bystander_ws.round_trip().await, vec![]);
 }

@@ -434,11 +434,8 @@ async fn a_machine_is_confined_to_its_own_subjects_and_tenant() {
     assert_eq!(err["op"], "err");
     assert_eq!(err["rid"], 1);
     assert_eq!(err["code"], "FORBIDDEN");
-    for subject in [
-        "agents.logs",
-        "machine.all.client-update",
-        "machine.*.heartbeat",
-    ] {
+    // (`agents.logs` is allowed: see the log shipping tests.)
+    for subject in ["machine.all.client-update", "machine.*.heartbeat"] {
         send(
             &mut ws,
             json!({"op":"pub","rid":2,"subject":subject,"payload":"x"}),
@@ -603,4 +600,176 @@ async fn oversized_and_malformed_frames_close_the_connection() {
     let mut ws = server.raw(Some(&token), false).await.unwrap();
     send(&mut ws, json!({"op":"pub","rid":1,"subject":format!("machine.{a}.heartbeat"),"payload":"***","encoding":"base64"})).await;
     assert_eq!(recv(&mut ws).await["code"], "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn agent_ships_its_logs_to_agents_logs_stamped_by_the_gateway() {
+    use openframe_agent::bus::{ConsumerSpec, stream_names};
+    use openframe_agent::gateway::MACHINE_HEADER;
+
+    let server = Server::start().await;
+    let mut config = server.config(temp_credentials());
+    config.timing = config.timing.with_log_interval(Duration::from_millis(50));
+    let agent = started(config, Arc::new(Recorder::default())).await;
+    let id = agent.machine_id().clone();
+    let mut consumer = server
+        .bus
+        .durable_consumer(&ConsumerSpec::new(stream_names::AGENT_LOGS, "log-reader"))
+        .await
+        .unwrap();
+
+    let logs = agent.logs();
+    for i in 0..60 {
+        logs.log("info", &format!("line {i}"));
+    }
+    logs.log("error", "disk full");
+    let mut shipped = Vec::new();
+    while shipped.len() < 61 {
+        let delivery = timeout(WAIT, consumer.next())
+            .await
+            .expect("a log batch in time")
+            .unwrap()
+            .unwrap();
+        let headers = &delivery.message.headers;
+        assert_eq!(headers.get(TENANT_HEADER), Some(server.tenant.as_str()));
+        assert_eq!(headers.get(MACHINE_HEADER), Some(id.as_str()));
+        let batch: Json = serde_json::from_slice(&delivery.message.payload).unwrap();
+        assert_eq!(batch["machineId"], id.as_str());
+        assert_eq!(batch["hostname"], "vm-01");
+        assert_eq!(batch["tenantDomain"], "127.0.0.1");
+        let lines = batch["logs"].as_array().unwrap();
+        assert!(!lines.is_empty() && lines.len() <= 50, "{}", lines.len());
+        shipped.extend(lines.iter().cloned());
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(shipped[0]["msg"], "line 0");
+    assert_eq!(shipped[0]["level"], "INFO");
+    assert!(shipped[0]["ts"].as_str().unwrap().contains('T'));
+    assert_eq!(shipped[60]["msg"], "disk full");
+    assert_eq!(shipped[60]["level"], "ERROR");
+    assert_eq!(logs.buffered(), 0);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forged_log_batch_still_carries_the_token_s_tenant_and_machine() {
+    use openframe_agent::gateway::MACHINE_HEADER;
+
+    let server = Server::start().await;
+    let (id, token) = server.machine_token("vm-9").await;
+    let mut logs = server.bus.subscribe("agents.logs").await.unwrap();
+    let mut ws = server.raw(Some(&token), false).await.unwrap();
+    send(
+        &mut ws,
+        json!({
+            "op": "pub", "rid": 1, "subject": "agents.logs",
+            "payload": json!({"machineId": "someone-else", "logs": []}).to_string(),
+            "headers": {"tenant": "other", "machine-id": "someone-else"},
+        }),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["op"], "ok");
+    let message = next_message(&mut logs).await;
+    assert_eq!(
+        message.headers.get(TENANT_HEADER),
+        Some(server.tenant.as_str())
+    );
+    assert_eq!(message.headers.get(MACHINE_HEADER), Some(id.as_str()));
+}
+
+/// Hangs on `hang` until dropped (recording the drop), answers anything else at once.
+#[derive(Debug, Default)]
+struct Hanging {
+    started: tokio::sync::Notify,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl AgentHandler for Hanging {
+    async fn on_command(&self, command: CommandMessage) -> ResultMessage {
+        if command.code == "hang" {
+            let _flag = DropFlag(self.dropped.clone());
+            self.started.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let mut result = openframe_agent::client::result_for(&command.execution_id);
+        result.exit_code = Some(0);
+        result
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_command_stops_its_handler_and_sends_no_result() {
+    let server = Server::start().await;
+    let handler = Arc::new(Hanging::default());
+    let agent = timeout(
+        WAIT,
+        Agent::start(server.config(temp_credentials()), handler.clone()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    timeout(WAIT, agent.wait_connected())
+        .await
+        .unwrap()
+        .unwrap();
+    let id = agent.machine_id().clone();
+    let mut results = server
+        .bus
+        .subscribe(&format!("machine.{id}.command-execution.result"))
+        .await
+        .unwrap();
+    let send = |execution_id: &str, code: &str| {
+        let command = CommandMessage {
+            execution_id: execution_id.into(),
+            code: code.into(),
+            shell: Shell::Bash,
+            privilege_level: PrivilegeLevel::Admin,
+            timeout: 30,
+        };
+        let (bus, subject) = (
+            server.bus.clone(),
+            format!("machine.{id}.command-execution"),
+        );
+        async move {
+            bus.publish(
+                &subject,
+                serde_json::to_vec(&command).unwrap(),
+                Headers::new(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    send("exec-hang", "hang").await;
+    timeout(WAIT, handler.started.notified()).await.unwrap();
+    server
+        .bus
+        .publish(
+            &format!("machine.{id}.command-cancel"),
+            json!({"executionId": "exec-hang"}).to_string().into_bytes(),
+            Headers::new(),
+        )
+        .await
+        .unwrap();
+    timeout(WAIT, async {
+        while !handler.dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the handler was stopped");
+    // The next command's result is the first one on the bus: none came for the cancelled one.
+    send("exec-next", "uptime").await;
+    let result: Json = serde_json::from_slice(&next_message(&mut results).await.payload).unwrap();
+    assert_eq!(result["execution_id"], "exec-next");
+    agent.shutdown().await;
 }

@@ -1280,3 +1280,250 @@ async fn the_registered_event_publishes_installations_and_passes_the_event_on() 
     nothing_more(&mut consumer).await;
     assert_eq!(recorded.events().len(), 2);
 }
+
+#[tokio::test]
+async fn the_registration_secret_placeholder_is_resolved_per_tenant_and_never_left_in() {
+    let w = world().await;
+    let mut agent = fleet(&w);
+    agent.installation_command_args = vec![
+        "--fleet-url".into(),
+        "${client.serverUrl}/tools/fleet".into(),
+        "--enroll-secret=${server.registrationSecret}".into(),
+    ];
+    agent.run_command_args = vec!["--secret".into(), REGISTRATION_SECRET_PLACEHOLDER.into()];
+    agent.agent_tool_id_command_args = vec!["--id".into()];
+    w.service
+        .agents()
+        .save(&w.acme, agent.clone())
+        .await
+        .unwrap();
+    w.service.agents().save(&w.globex, agent).await.unwrap();
+    w.service.agents().save(&w.acme, mesh(&w)).await.unwrap();
+    let acme_machine = machine(&w, &w.acme, OsType::Linux, MachineStatus::Online).await;
+    let globex_machine = machine(&w, &w.globex, OsType::Linux, MachineStatus::Online).await;
+
+    // Without any secret source: the Fleet install is refused (reported), MeshCentral still
+    // goes out, and nothing with the placeholder left in reaches the agent.
+    let mut consumer = agent_install_consumer(&w, &acme_machine).await;
+    let report = w
+        .service
+        .install_on_registration(&w.acme, &acme_machine)
+        .await
+        .unwrap();
+    assert_eq!(report.published.len(), 1);
+    assert_eq!(
+        report.published[0].message.tool_agent_id,
+        "meshcentral-agent"
+    );
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].tool_agent_key, "fleetmdm-agent");
+    assert!(matches!(report.failed[0].error, Error::Conflict { .. }));
+    let (_, message) = next_json(&mut consumer).await;
+    assert_eq!(message["toolAgentId"], "meshcentral-agent");
+    nothing_more(&mut consumer).await;
+    let refused = w
+        .service
+        .install(
+            &w.acme,
+            InstallTarget::Machines(vec![acme_machine.clone()]),
+            "fleetmdm-agent",
+            false,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Conflict { .. })),
+        "{refused:?}"
+    );
+
+    // With secrets per tenant: each tenant's machines get their own tenant's secret.
+    let secrets = Arc::new(ConfiguredToolSecrets::new());
+    secrets.set(
+        &w.acme,
+        ToolType::FleetMdm,
+        openframe_core::Secret::new("acme-enroll"),
+    );
+    secrets.set(
+        &w.globex,
+        ToolType::FleetMdm,
+        openframe_core::Secret::new("globex-enroll"),
+    );
+    assert!(
+        !format!("{secrets:?}").contains("enroll"),
+        "no secret in Debug"
+    );
+    let service = w.service.clone().with_secrets(secrets);
+    let report = service
+        .install(
+            &w.acme,
+            InstallTarget::Machines(vec![acme_machine.clone()]),
+            "fleetmdm-agent",
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(report.is_complete());
+    // The report keeps the template: no secret in what callers may log.
+    let kept = &report.published[0].message;
+    assert_eq!(
+        kept.installation_command_args[2],
+        "--enroll-secret=${server.registrationSecret}"
+    );
+    assert!(!format!("{report:?}").contains("acme-enroll"));
+    let (_, message) = next_json(&mut consumer).await;
+    assert_eq!(
+        message["installationCommandArgs"],
+        json!([
+            "--fleet-url",
+            "${client.serverUrl}/tools/fleet",
+            "--enroll-secret=acme-enroll"
+        ]),
+        "agent-side placeholders are left for the agent"
+    );
+    assert_eq!(
+        message["runCommandArgs"],
+        json!(["--secret", "acme-enroll"])
+    );
+    assert_eq!(message["toolAgentIdCommandArgs"], json!(["--id"]));
+    assert_eq!(message["reinstall"], true);
+
+    let mut globex_consumer = agent_install_consumer(&w, &globex_machine).await;
+    service
+        .install(&w.globex, InstallTarget::All, "fleetmdm-agent", false)
+        .await
+        .unwrap();
+    let (_, message) = next_json(&mut globex_consumer).await;
+    assert_eq!(
+        message["runCommandArgs"],
+        json!(["--secret", "globex-enroll"])
+    );
+    nothing_more(&mut consumer).await;
+}
+
+/// Fleet's view in this test: host UUID → numeric host id, for the hosts it has enrolled.
+#[derive(Debug, Default)]
+struct FleetHosts {
+    known: Mutex<HashMap<String, String>>,
+    asked: Mutex<Vec<(TenantId, String)>>,
+}
+
+#[async_trait]
+impl AgentToolIdResolver for FleetHosts {
+    async fn resolve(&self, tenant: &TenantId, raw: &str) -> Result<Option<String>> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((tenant.clone(), raw.to_owned()));
+        Ok(self.known.lock().unwrap().get(raw).cloned())
+    }
+}
+
+#[tokio::test]
+async fn fleet_host_ids_are_resolved_and_fall_back_to_the_uuid_on_the_last_attempt() {
+    use openframe_agent::bus::stream_names;
+
+    let w = world().await;
+    let fleet = Arc::new(FleetHosts::default());
+    fleet
+        .known
+        .lock()
+        .unwrap()
+        .insert("uuid-known".into(), "42".into());
+    let ingestor = w
+        .ingestor
+        .clone()
+        .with_resolver(ToolType::FleetMdm, fleet.clone());
+    let enrolled = machine(&w, &w.acme, OsType::Linux, MachineStatus::Online).await;
+    let lagging = machine(&w, &w.acme, OsType::Linux, MachineStatus::Online).await;
+    let spec = ConsumerSpec::new(stream_names::TOOL_CONNECTIONS, "fleet-test")
+        .with_filter("machine.*.tool-connection")
+        .with_max_deliver(2);
+    let mut consumer = w.bus.durable_consumer(&spec).await.unwrap();
+    let stored = |m: MachineId| {
+        let repos = w.repos.clone();
+        let tenant = w.acme.clone();
+        async move {
+            repos
+                .tool_connections
+                .find_by_machine(&tenant, &m)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Known to Fleet: its numeric host id is stored.
+    report(
+        &w,
+        &enrolled,
+        "tool-connection",
+        br#"{"toolType":"FLEET_MDM","agentToolId":"uuid-known"}"#,
+    )
+    .await;
+    let delivery = consumer.next().await.unwrap().unwrap();
+    assert_eq!(
+        ingestor.process(w.tenants.as_ref(), delivery).await,
+        Settlement::Processed
+    );
+    assert_eq!(stored(enrolled.clone()).await[0].agent_tool_id, "42");
+    assert_eq!(
+        fleet.asked.lock().unwrap()[0],
+        (w.acme.clone(), "uuid-known".into())
+    );
+
+    // Not enrolled in Fleet yet: retried; on the last delivery the UUID is stored.
+    report(
+        &w,
+        &lagging,
+        "tool-connection",
+        br#"{"toolType":"FLEET_MDM","agentToolId":"uuid-late"}"#,
+    )
+    .await;
+    let delivery = consumer.next().await.unwrap().unwrap();
+    assert!(!delivery.is_last_attempt());
+    assert_eq!(
+        ingestor.process(w.tenants.as_ref(), delivery).await,
+        Settlement::Retried
+    );
+    assert!(
+        stored(lagging.clone()).await.is_empty(),
+        "nothing stored yet"
+    );
+    w.clock.advance(Duration::from_secs(6));
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(delivery.is_last_attempt());
+    assert_eq!(
+        ingestor.process(w.tenants.as_ref(), delivery).await,
+        Settlement::Processed
+    );
+    assert_eq!(stored(lagging.clone()).await[0].agent_tool_id, "uuid-late");
+
+    // Once Fleet knows the host, a later report moves the connection to the host id; other
+    // tools never ask the resolver.
+    fleet
+        .known
+        .lock()
+        .unwrap()
+        .insert("uuid-late".into(), "43".into());
+    let outcome = ingestor
+        .handle_tool_connection(
+            &w.acme,
+            &lagging,
+            br#"{"toolType":"FLEET_MDM","agentToolId":"uuid-late"}"#,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ReportOutcome::Updated(c) if c.agent_tool_id == "43"));
+    let asked = fleet.asked.lock().unwrap().len();
+    ingestor
+        .handle_tool_connection(
+            &w.acme,
+            &lagging,
+            br#"{"toolType":"MESHCENTRAL","agentToolId":"abc"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fleet.asked.lock().unwrap().len(), asked);
+}

@@ -162,6 +162,12 @@ typed_id!(
     "toolId"
 );
 typed_id!(
+    /// A stored script of one tenant.
+    ScriptId,
+    "scriptId"
+);
+
+typed_id!(
     /// A tag that can be attached to machines.
     TagId,
     "tagId"

@@ -32,7 +32,8 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Error, ErrorCode, ErrorResponse, FieldError, Result};
 pub use headers::Headers;
 pub use id::{
-    ApiKeyId, MachineId, OrganizationId, TagId, TenantId, ToolConnectionId, ToolId, UserId,
+    ApiKeyId, MachineId, OrganizationId, ScriptId, TagId, TenantId, ToolConnectionId, ToolId,
+    UserId,
 };
 pub use model::*;
 pub use page::{

@@ -57,7 +57,8 @@ pub mod testkit;
 use std::sync::Arc;
 
 use openframe_core::{
-    ApiKey, Clock, IntegratedTool, Machine, Organization, Tag, Tenant, ToolConnection, User,
+    ApiKey, Clock, IntegratedTool, Machine, Organization, Script, Tag, Tenant, ToolConnection,
+    User,
 };
 
 pub use cache::{Cache, CacheExt, CacheKey};
@@ -83,6 +84,8 @@ pub struct Repositories {
     pub tool_connections: Arc<dyn ToolConnectionRepository>,
     /// API key metadata.
     pub api_keys: Arc<dyn ApiKeyRepository>,
+    /// Stored scripts.
+    pub scripts: Arc<dyn ScriptRepository>,
 }
 
 impl Repositories {
@@ -119,7 +122,11 @@ impl Repositories {
                 store.clone(),
                 clock.clone(),
             )),
-            api_keys: Arc::new(DocumentRepository::<ApiKey>::new(store, clock)),
+            api_keys: Arc::new(DocumentRepository::<ApiKey>::new(
+                store.clone(),
+                clock.clone(),
+            )),
+            scripts: Arc::new(DocumentRepository::<Script>::new(store, clock)),
         }
     }
 }
@@ -136,5 +143,6 @@ pub fn builtin_schemas() -> Vec<&'static store::Schema> {
         IntegratedTool::SCHEMA,
         ToolConnection::SCHEMA,
         ApiKey::SCHEMA,
+        Script::SCHEMA,
     ]
 }

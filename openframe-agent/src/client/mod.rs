@@ -13,10 +13,14 @@
 //!    with exponential backoff and jitter (with a renewed token after a `401`).
 //! 4. **Traffic**: publishes its hostname on connect and a heartbeat
 //!    (`machine.{id}.heartbeat`) every [`AgentTiming::heartbeat_interval`] ± jitter; subscribes
-//!    to `machine.{id}.command-execution` and `machine.{id}.script-execution`, consumes the
+//!    to `machine.{id}.command-execution`, `machine.{id}.script-execution` and
+//!    `machine.{id}.command-cancel` (which stops that execution's handler), consumes the
 //!    durable `machine.{id}.tool-installation`, calls the [`AgentHandler`], and publishes
 //!    results on `machine.{id}.command-execution.result` / `script-execution.result`, resending
 //!    each until the gateway acknowledges it (across reconnects).
+//! 5. **Logs**: [`AgentHandle::logs`] queues log lines; they are shipped in batches of at most
+//!    50 to `agents.logs` every [`AgentTiming::log_interval`], like the original agent's log
+//!    stream, and resent until acknowledged.
 //!
 //! Secrets (the registration secret, the client secret, tokens) never appear in logs, `Debug`
 //! output or errors.
@@ -54,6 +58,7 @@
 
 mod credentials;
 mod http;
+mod logs;
 mod session;
 
 use std::fmt;
@@ -68,6 +73,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use credentials::{Credentials, load as load_credentials, store as store_credentials};
+pub use logs::{LogLine, LogShipper, MAX_BATCH, MAX_BUFFERED, MAX_LINE_BYTES};
 
 use crate::enrollment::{RegistrationRequest, TagRequest};
 use crate::executions::{CommandMessage, ResultMessage, ScriptMessage};
@@ -92,6 +98,8 @@ pub struct AgentTiming {
     pub result_retry: Duration,
     /// HTTP request timeout (default 30 s).
     pub request_timeout: Duration,
+    /// Between log shipments (default 60 s, as the original agent).
+    pub log_interval: Duration,
 }
 
 impl Default for AgentTiming {
@@ -104,6 +112,7 @@ impl Default for AgentTiming {
             refresh_margin: Duration::from_secs(300),
             result_retry: Duration::from_secs(2),
             request_timeout: Duration::from_secs(30),
+            log_interval: Duration::from_secs(60),
         }
     }
 }
@@ -126,6 +135,12 @@ impl AgentTiming {
     /// Sets the token refresh margin.
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
+        self
+    }
+
+    /// Sets the log shipping interval (at least 10 ms).
+    pub fn with_log_interval(mut self, interval: Duration) -> Self {
+        self.log_interval = interval.max(Duration::from_millis(10));
         self
     }
 
@@ -360,6 +375,7 @@ impl Agent {
         )?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(AgentStatus::Connecting);
+        let logs = LogShipper::default();
         let runner = session::Runner::new(
             machine_id.clone(),
             gateway,
@@ -369,12 +385,14 @@ impl Agent {
             handler,
             status_tx,
             shutdown_rx,
+            logs.clone(),
         )?;
         let task = tokio::spawn(runner.run());
         Ok(AgentHandle {
             machine_id,
             shutdown,
             status,
+            logs,
             task: Some(task),
         })
     }
@@ -413,10 +431,16 @@ pub struct AgentHandle {
     machine_id: MachineId,
     shutdown: watch::Sender<bool>,
     status: watch::Receiver<AgentStatus>,
+    logs: LogShipper,
     task: Option<JoinHandle<()>>,
 }
 
 impl AgentHandle {
+    /// Ships log lines to the server (`agents.logs`, see [`LogShipper`]).
+    pub fn logs(&self) -> LogShipper {
+        self.logs.clone()
+    }
+
     /// The machine id.
     pub fn machine_id(&self) -> &MachineId {
         &self.machine_id

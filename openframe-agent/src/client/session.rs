@@ -17,9 +17,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use super::http::TokenManager;
+use super::logs::{LogBatch, LogShipper};
 use super::{AgentHandler, AgentStatus, AgentTiming};
 use crate::bus::{AGENT_ACK_WAIT, agent_consumers};
-use crate::executions::{CommandMessage, ResultMessage, ScriptMessage};
+use crate::executions::{CancelMessage, CommandMessage, ResultMessage, ScriptMessage};
 use crate::gateway::protocol::{ClientFrame, ServerFrame, WireDeliver, WirePayload};
 use crate::subjects::MachineSubjectKind;
 
@@ -27,6 +28,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const SID_COMMANDS: &str = "commands";
 const SID_SCRIPTS: &str = "scripts";
+const SID_CANCEL: &str = "command-cancel";
 const SID_TOOLS: &str = "tool-installation";
 
 /// A result waiting to be acknowledged by the gateway.
@@ -74,6 +76,7 @@ struct Subjects {
     hostname: String,
     commands: String,
     scripts: String,
+    cancel: String,
     command_results: String,
     script_results: String,
 }
@@ -86,6 +89,7 @@ impl Subjects {
             hostname: s(MachineSubjectKind::Hostname)?,
             commands: s(MachineSubjectKind::CommandExecution)?,
             scripts: s(MachineSubjectKind::ScriptExecution)?,
+            cancel: s(MachineSubjectKind::CommandCancel)?,
             command_results: s(MachineSubjectKind::CommandExecutionResult)?,
             script_results: s(MachineSubjectKind::ScriptExecutionResult)?,
         })
@@ -110,6 +114,10 @@ pub(crate) struct Runner {
     tasks: JoinSet<()>,
     session: u64,
     next_rid: u64,
+    logs: LogShipper,
+    tenant_domain: String,
+    /// Handler tasks still running, by execution id (for `command-cancel`).
+    running: HashMap<String, tokio::task::AbortHandle>,
 }
 
 impl Runner {
@@ -123,7 +131,11 @@ impl Runner {
         handler: Arc<dyn AgentHandler>,
         status: watch::Sender<AgentStatus>,
         shutdown: watch::Receiver<bool>,
+        logs: LogShipper,
     ) -> Result<Self> {
+        // As the original agent: the server host without a leading `api.`.
+        let host = gateway.host_str().unwrap_or_default();
+        let tenant_domain = host.strip_prefix("api.").unwrap_or(host).to_owned();
         let subjects = Subjects::new(&machine_id)?;
         let tools = MachineSubjectKind::ToolInstallation.subject_for(&machine_id)?;
         let tool_consumer = agent_consumers(&machine_id)?
@@ -157,6 +169,9 @@ impl Runner {
             tasks: JoinSet::new(),
             session: 0,
             next_rid: 0,
+            logs,
+            tenant_domain,
+            running: HashMap::new(),
         })
     }
 
@@ -246,6 +261,10 @@ impl Runner {
                 sub_frame(SID_SCRIPTS, &self.subjects.scripts),
                 Request::Setup(SID_SCRIPTS),
             ),
+            (
+                sub_frame(SID_CANCEL, &self.subjects.cancel),
+                Request::Setup(SID_CANCEL),
+            ),
         ];
         if let Some(consume) = self.tool_consumer.clone() {
             first.push((consume, Request::Setup(SID_TOOLS)));
@@ -276,6 +295,7 @@ impl Runner {
         let mut next_heartbeat = Instant::now() + self.timing.next_heartbeat();
         let mut heartbeat_unanswered = false;
         let mut retry_later: Vec<(Instant, Outgoing)> = Vec::new();
+        let mut next_logs = Instant::now() + self.timing.log_interval;
         let far = || Instant::now() + Duration::from_secs(86_400);
         let end = loop {
             let renew_at = self.tokens.renew_at().unwrap_or_else(far);
@@ -366,6 +386,20 @@ impl Runner {
                     heartbeat_unanswered = true;
                     next_heartbeat = Instant::now() + self.timing.next_heartbeat();
                 }
+                _ = sleep_until(next_logs) => {
+                    next_logs = Instant::now() + self.timing.log_interval;
+                    let mut lost = false;
+                    while let Some(item) = self.log_batch() {
+                        let frame = pub_frame(&item.subject, &item.payload);
+                        if !self.request(&mut sink, &mut requests, frame, Request::Result(item)).await {
+                            lost = true;
+                            break;
+                        }
+                    }
+                    if lost {
+                        break End::Lost;
+                    }
+                }
                 _ = sleep_until(renew_at) => {
                     if let Err(error) = self.tokens.renew().await {
                         tracing::warn!(error = %error, "agent token renewal failed; will retry");
@@ -390,6 +424,25 @@ impl Runner {
             .extend(retry_later.into_iter().map(|(_, item)| item));
         self.requeue(requests);
         end
+    }
+
+    /// The next batch of buffered log lines for `agents.logs`, if any.
+    fn log_batch(&self) -> Option<Outgoing> {
+        let lines = self.logs.take_batch();
+        if lines.is_empty() {
+            return None;
+        }
+        let batch = LogBatch {
+            machine_id: self.machine_id.as_str(),
+            hostname: &self.hostname,
+            tenant_domain: &self.tenant_domain,
+            logs: lines,
+        };
+        let payload = serde_json::to_vec(&batch).ok()?;
+        Some(Outgoing {
+            subject: crate::subjects::AGENT_LOGS.to_owned(),
+            payload,
+        })
     }
 
     /// Puts the results that were not acknowledged back in the outbox (oldest first).
@@ -433,6 +486,10 @@ impl Runner {
             Command(CommandMessage),
             Script(ScriptMessage),
         }
+        if sid == SID_CANCEL {
+            self.cancel(value);
+            return;
+        }
         let (run, subject) = match sid {
             SID_COMMANDS => (
                 serde_json::from_value(value).map(Run::Command),
@@ -448,15 +505,34 @@ impl Runner {
             tracing::warn!(%sid, "malformed request from the server ignored");
             return;
         };
+        let execution_id = match &run {
+            Run::Command(command) => command.execution_id.clone(),
+            Run::Script(script) => script.execution_id.clone(),
+        };
         let (handler, events) = (self.handler.clone(), self.events_tx.clone());
         let (subject, machine) = (subject.clone(), self.machine_id.to_string());
-        self.tasks.spawn(async move {
+        let task = self.tasks.spawn(async move {
             let result = match run {
                 Run::Command(command) => handler.on_command(command).await,
                 Run::Script(script) => handler.on_script(script).await,
             };
             report(&events, subject, machine, result).await;
         });
+        self.running.retain(|_, task| !task.is_finished());
+        self.running.insert(execution_id, task);
+    }
+
+    /// `command-cancel`: stops the handler of that execution (its future is dropped, so no
+    /// result is sent; the server has already recorded the cancellation).
+    fn cancel(&mut self, value: serde_json::Value) {
+        let Ok(cancel) = serde_json::from_value::<CancelMessage>(value) else {
+            tracing::warn!("malformed cancellation from the server ignored");
+            return;
+        };
+        if let Some(task) = self.running.remove(&cancel.execution_id) {
+            task.abort();
+            tracing::info!(execution_id = %cancel.execution_id, "execution cancelled by the server");
+        }
     }
 
     /// Runs the tool installation handler for a delivery in the background.

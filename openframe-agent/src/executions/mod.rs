@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openframe_core::{Clock, Error, MachineId, MachineStatus, Result, TenantId, Timestamp, UserId};
+use openframe_core::{
+    Clock, Error, MachineId, MachineStatus, Result, ScriptId, ScriptStatus, TenantId, Timestamp,
+    UserId,
+};
 use openframe_data::store::{CmpOp, DocumentStore, Filter, Partition, Value};
-use openframe_data::{DocumentRepository, MachineRepository};
+use openframe_data::{DocumentRepository, MachineRepository, ScriptRepository};
 
 pub use model::{
     CancelMessage, CommandMessage, Execution, ExecutionStatus, MAX_CODE_BYTES, MAX_OUTPUT_BYTES,
@@ -30,6 +33,14 @@ use crate::subjects::MachineSubjectKind;
 pub trait MachineChannel: Send + Sync + Debug + 'static {
     /// Publishes `payload` on `subject` (ephemeral: the agent must be connected).
     async fn send(&self, subject: &str, payload: Vec<u8>) -> Result<()>;
+}
+
+/// Told about every execution an agent result finished (e.g. to publish it as an event; see
+/// `stream_bridge`). A failure is logged and does not undo the stored result.
+#[async_trait]
+pub trait ExecutionObserver: Send + Sync + Debug + 'static {
+    /// Called once per execution, after its final state is stored.
+    async fn finished(&self, tenant: &TenantId, execution: &Execution) -> Result<()>;
 }
 
 /// Execution settings.
@@ -53,14 +64,41 @@ impl Default for ExecutionConfig {
     }
 }
 
+/// A run of a stored script: what a run may override of the script's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRun {
+    /// The stored script (must be ACTIVE).
+    pub script_id: ScriptId,
+    /// Arguments (`None`: the script's `default_args`).
+    pub args: Option<Vec<String>>,
+    /// Timeout, seconds (`None`: the script's `default_timeout_secs`).
+    pub timeout_secs: Option<u32>,
+    /// Privilege (`None`: the script's `privilege_level`).
+    pub privilege_level: Option<PrivilegeLevel>,
+}
+
+impl ScriptRun {
+    /// A run of `script_id` with the script's defaults.
+    pub fn new(script_id: ScriptId) -> Self {
+        Self {
+            script_id,
+            args: None,
+            timeout_secs: None,
+            privilege_level: None,
+        }
+    }
+}
+
 /// Dispatches commands and scripts and tracks their executions.
 #[derive(Debug, Clone)]
 pub struct ExecutionService {
     repo: DocumentRepository<Execution>,
+    scripts: Option<Arc<dyn ScriptRepository>>,
     machines: Arc<dyn MachineRepository>,
     channel: Arc<dyn MachineChannel>,
     clock: Arc<dyn Clock>,
     config: ExecutionConfig,
+    observer: Option<Arc<dyn ExecutionObserver>>,
 }
 
 fn add(at: Timestamp, d: Duration) -> Timestamp {
@@ -78,11 +116,61 @@ impl ExecutionService {
     ) -> Self {
         Self {
             repo: DocumentRepository::new(store, clock.clone()),
+            scripts: None,
             machines,
             channel,
             clock,
             config,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every execution a result finishes.
+    pub fn with_observer(mut self, observer: Arc<dyn ExecutionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Resolves stored scripts from `scripts` (for [`dispatch_script`](Self::dispatch_script)).
+    pub fn with_scripts(mut self, scripts: Arc<dyn ScriptRepository>) -> Self {
+        self.scripts = Some(scripts);
+        self
+    }
+
+    /// Runs the stored script `run.script_id` of `tenant` on `machines`, as
+    /// [`dispatch`](Self::dispatch) does. The script's code and shell are copied into each
+    /// execution (a later edit of the script does not change a run in flight); arguments,
+    /// timeout and privilege default to the script's. A script of another tenant, a deleted
+    /// one or an unknown id is `NotFound`; an archived one is `InvalidInput` on `scriptId`;
+    /// without [`with_scripts`](Self::with_scripts) it is `Internal` (a wiring mistake).
+    pub async fn dispatch_script(
+        &self,
+        tenant: &TenantId,
+        machines: &[MachineId],
+        run: ScriptRun,
+        initiated_by: Option<UserId>,
+    ) -> Result<Vec<Execution>> {
+        let Some(scripts) = &self.scripts else {
+            return Err(Error::Internal(
+                "stored scripts are not configured on this execution service".into(),
+            ));
+        };
+        let script = match scripts.get(tenant, &run.script_id).await? {
+            Some(s) if s.status != ScriptStatus::Deleted => s,
+            _ => return Err(Error::not_found("script")),
+        };
+        if !script.is_runnable() {
+            return Err(Error::invalid("scriptId", "the script is not active"));
+        }
+        let spec = RunSpec {
+            script_id: Some(script.id.to_string()),
+            code: script.code,
+            shell: script.shell,
+            privilege_level: run.privilege_level.unwrap_or(script.privilege_level),
+            args: run.args.unwrap_or(script.default_args),
+            timeout_secs: run.timeout_secs.unwrap_or(script.default_timeout_secs),
+        };
+        self.dispatch(tenant, machines, spec, initiated_by).await
     }
 
     /// Runs `spec` on `machines` (1 to 100, all of this tenant and not deleted or archived;
@@ -310,7 +398,14 @@ impl ExecutionService {
             })
             .await;
         match outcome {
-            Ok(m) if m.applied => Ok(Some(m.after)),
+            Ok(m) if m.applied => {
+                if let Some(observer) = &self.observer {
+                    if let Err(e) = observer.finished(tenant, &m.after).await {
+                        tracing::warn!(tenant = %tenant, machine = %machine, error = %e, "execution observer failed");
+                    }
+                }
+                Ok(Some(m.after))
+            }
             Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

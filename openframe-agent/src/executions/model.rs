@@ -53,33 +53,11 @@ impl ExecutionStatus {
     }
 }
 
-/// The shell a command or script runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Shell {
-    /// PowerShell.
-    Powershell,
-    /// Windows cmd.
-    Cmd,
-    /// bash.
-    Bash,
-    /// Python.
-    Python,
-    /// Nushell.
-    Nushell,
-    /// POSIX sh.
-    Shell,
-}
+/// The shell a command or script runs in (the domain model's [`ScriptShell`]).
+pub use openframe_core::ScriptShell as Shell;
 
 /// The privilege a command or script runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PrivilegeLevel {
-    /// The logged-in user.
-    User,
-    /// Administrator / root.
-    Admin,
-}
+pub use openframe_core::PrivilegeLevel;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,13 +10,18 @@
 //! (since browsers and some WebSocket clients cannot set headers) as `?authorization=<token>`.
 //! It is verified with the [`Authenticator`]; the principal must be a
 //! [`Principal::Machine`] with role `AGENT`. Anything else is answered `401` before the
-//! upgrade. The token is checked only at the upgrade: an agent reconnects with a fresh token.
+//! upgrade. With [`router_with_sessions`] the connection is then an
+//! [`AgentSessions`] session: it is closed with code [`CLOSE_SESSION_ENDED`] and the
+//! [`SessionEnd`] text as reason when the token expires (on the injected clock) or the
+//! machine is uninstalled or disabled; the agent reconnects with a fresh token (or is refused).
 //!
 //! # Confinement
 //!
 //! A connection speaks for one machine of one tenant, both taken from the token:
 //!
-//! - every `pub` subject, `sub` pattern and `consume` filter must pass
+//! - every `pub` subject (except `agents.logs`, the log stream, which any agent may publish
+//!   to; the gateway then also stamps [`MACHINE_HEADER`]), `sub` pattern and `consume` filter
+//!   must pass
 //!   [`machine_may`] for the machine (its own
 //!   `machine.{id}.…` subjects; subscriptions also to the `machine.all…` broadcasts); a
 //!   `consume` durable name must start with `machine_{id}_` (so a machine cannot bind another
@@ -95,6 +100,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::bus::{AgentBus, ConsumerSpec, DeliverPolicy, Delivery, Headers, Message};
 use crate::enrollment::AGENT_ROLE;
+use crate::sessions::{AgentSessions, Session, presented_token_expiry, session_end};
 use crate::subjects::{Access, machine_may};
 use protocol::{
     ClientFrame, ServerFrame, WireDeliver, WirePayload, headers_from_wire, headers_to_wire,
@@ -105,6 +111,9 @@ pub const GATEWAY_PATH: &str = "/ws/agent";
 
 /// The header the gateway stamps on everything an agent publishes: the token's tenant.
 pub const TENANT_HEADER: &str = "tenant";
+/// The header the gateway stamps on an agent's log batches (`agents.logs`): the token's
+/// machine (the ids inside the batch are the agent's word only).
+pub const MACHINE_HEADER: &str = "machine-id";
 
 /// The default largest accepted frame (1 MiB).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -113,6 +122,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a malformed frame.
 pub const CLOSE_POLICY: u16 = 1008;
+/// Close code for a session the server ended (token expired, machine uninstalled or
+/// disabled; the reason says which).
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
 
 /// Longest subscription id.
 const MAX_SID_LEN: usize = 64;
@@ -170,6 +182,7 @@ struct GatewayState {
     bus: Arc<dyn AgentBus>,
     auth: Authenticator,
     config: GatewayConfig,
+    sessions: Option<AgentSessions>,
 }
 
 /// The gateway router: `GET /ws/agent` (see the module docs), with the default limits.
@@ -183,13 +196,34 @@ pub fn router_with(
     authenticator: Authenticator,
     config: GatewayConfig,
 ) -> Router {
+    gateway_router(GatewayState {
+        bus,
+        auth: authenticator,
+        config,
+        sessions: None,
+    })
+}
+
+/// The gateway router whose connections are [`AgentSessions`] sessions: each ends when its
+/// token expires or its machine is uninstalled or disabled (see the module docs).
+pub fn router_with_sessions(
+    bus: Arc<dyn AgentBus>,
+    authenticator: Authenticator,
+    config: GatewayConfig,
+    sessions: AgentSessions,
+) -> Router {
+    gateway_router(GatewayState {
+        bus,
+        auth: authenticator,
+        config,
+        sessions: Some(sessions),
+    })
+}
+
+fn gateway_router(state: GatewayState) -> Router {
     Router::new()
         .route(GATEWAY_PATH, get(upgrade))
-        .with_state(GatewayState {
-            bus,
-            auth: authenticator,
-            config,
-        })
+        .with_state(state)
 }
 
 fn unauthorized(description: &'static str) -> Response {
@@ -219,6 +253,15 @@ async fn upgrade(State(state): State<GatewayState>, request: Request) -> Respons
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let session = match &state.sessions {
+        Some(sessions) => {
+            match sessions.open(&tenant, &machine_id, presented_token_expiry(&parts)) {
+                Ok(session) => Some(session),
+                Err(_) => return unauthorized("the access token has expired"),
+            }
+        }
+        None => None,
+    };
     // The transport's own limit is a backstop above ours, so an oversized frame is read
     // whole and answered with a proper close code.
     let backstop = state
@@ -243,7 +286,7 @@ async fn upgrade(State(state): State<GatewayState>, request: Request) -> Respons
                 subs: HashMap::new(),
                 tasks: JoinSet::new(),
             };
-            conn.run(socket)
+            conn.run(socket, session)
         })
 }
 
@@ -279,7 +322,7 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    async fn run(mut self, socket: WebSocket) {
+    async fn run(mut self, socket: WebSocket, mut session: Option<Session>) {
         tracing::debug!(machine_id = %self.machine_id, tenant = %self.tenant, "agent connected");
         let (mut sink, mut stream) = socket.split();
         let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_BUFFER);
@@ -306,7 +349,18 @@ impl Connection {
             }
             let _ = sink.close().await;
         });
-        while let Some(incoming) = stream.next().await {
+        loop {
+            let incoming = tokio::select! {
+                incoming = stream.next() => incoming,
+                end = session_end(session.as_mut()) => {
+                    tracing::info!(machine_id = %self.machine_id, reason = end.as_str(), "agent session ended by the server");
+                    let _ = tx.send(Outbound::Close(CLOSE_SESSION_ENDED, end.as_str())).await;
+                    break;
+                }
+            };
+            let Some(incoming) = incoming else {
+                break;
+            };
             let text = match incoming {
                 Ok(WsMessage::Text(text)) => text,
                 Ok(WsMessage::Binary(_)) => {
@@ -397,9 +451,15 @@ impl Connection {
                 headers,
                 ..
             } => {
-                self.allow(Access::Publish, &subject)?;
+                let logs = subject == crate::subjects::AGENT_LOGS;
+                if !logs {
+                    self.allow(Access::Publish, &subject)?;
+                }
                 let payload = payload.decode()?;
-                let headers = stamp_tenant(headers_from_wire(&headers), &self.tenant);
+                let mut headers = stamp_tenant(headers_from_wire(&headers), &self.tenant);
+                if logs {
+                    headers = stamp(headers, MACHINE_HEADER, self.machine_id.as_str());
+                }
                 self.bus.publish(&subject, payload, headers).await
             }
             ClientFrame::Sub { sid, subject, .. } => {
@@ -493,11 +553,16 @@ impl Connection {
 
 /// Replaces every `tenant` header (in any letter case) with the trusted tenant.
 fn stamp_tenant(headers: Headers, tenant: &TenantId) -> Headers {
+    stamp(headers, TENANT_HEADER, tenant.as_str())
+}
+
+/// Replaces every `name` header (in any letter case) with the trusted `value`.
+fn stamp(headers: Headers, name: &'static str, value: &str) -> Headers {
     let mut stamped: Headers = headers
         .iter()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case(TENANT_HEADER))
+        .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
         .collect();
-    stamped.insert(TENANT_HEADER, tenant.as_str());
+    stamped.insert(name, value);
     stamped
 }
 

@@ -17,6 +17,7 @@ use nkeys::KeyPair;
 use openframe_core::{Error, MachineId, Result, Secret, Timestamp};
 use serde_json::{Value, json};
 
+use super::inbox::Inbox;
 use crate::bus::agent_consumers;
 use crate::subjects::{self, MachineSubject, is_reserved_machine_id};
 
@@ -26,8 +27,15 @@ const BACKEND: &str = "nats-auth";
 /// The JWT header nats-server expects.
 const HEADER: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
 
-/// The reply-subject namespace NATS clients use by default.
-pub const INBOX_PATTERN: &str = "_INBOX.>";
+/// How long an agent may answer a message it received with a reply subject (JetStream flow
+/// control, requests): nats-server's `allow_responses` window, in nanoseconds.
+const RESPONSE_TTL_NANOS: i64 = 120_000_000_000;
+
+/// The subscription pattern of a session's own inbox namespace: `_INBOX_<tag>.>` (the proxy
+/// moves the client's `_INBOX.` there, see the `inbox` module).
+pub fn inbox_pattern(tag: &str) -> String {
+    Inbox::new(tag).pattern()
+}
 
 /// Where nats-server's config snippet listens (see [`NatsAuthority::server_config`]).
 #[derive(Debug, Clone)]
@@ -105,13 +113,18 @@ pub struct UserPermissions {
     pub publish: Vec<String>,
     /// Subjects (and wildcard patterns) the user may subscribe to.
     pub subscribe: Vec<String>,
+    /// Whether the user may publish once to the reply subject of a message it received
+    /// (nats-server's `allow_responses`; JetStream flow control and plain requests need it).
+    pub responses: bool,
 }
 
 impl UserPermissions {
     /// What the agent of `machine_id` may do: publish on `machine.{id}.>`, create and look up
     /// its own durable consumers (the `$JS.API.CONSUMER.CREATE.{stream}.{durable}.{filter}`
-    /// form only, so nats-server pins the filter subject), ack their deliveries and ask
-    /// `$JS.API.INFO`; subscribe to `machine.{id}.>`, the two broadcasts and `_INBOX.>`.
+    /// form only, so nats-server pins the filter subject), ack their deliveries, ask
+    /// `$JS.API.INFO` and answer what it receives (`allow_responses`); subscribe to
+    /// `machine.{id}.>`, the two broadcasts and its own inbox namespace `_INBOX_{id}.>` (never
+    /// the shared `_INBOX.>`: the proxy rewrites the agent's inboxes into its namespace).
     ///
     /// The forms without the filter in the subject (`CONSUMER.CREATE.{stream}.{durable}`,
     /// `CONSUMER.DURABLE.CREATE...`) are left out on purpose: their filter is only in the body,
@@ -142,17 +155,19 @@ impl UserPermissions {
                 own,
                 subjects::CLIENT_UPDATE.to_owned(),
                 subjects::TOOL_UPDATE_PATTERN.to_owned(),
-                INBOX_PATTERN.to_owned(),
+                inbox_pattern(machine_id.as_str()),
             ],
+            responses: true,
         })
     }
 
-    /// What the log shipper may do: publish on `agents.logs` and receive its JetStream
-    /// acknowledgements on `_INBOX.>`.
-    pub fn log_shipper() -> Self {
+    /// What a log shipper may do: publish on `agents.logs` and receive its JetStream
+    /// acknowledgements in its own inbox namespace `_INBOX_{inbox_tag}.>`.
+    pub fn log_shipper(inbox_tag: &str) -> Self {
         Self {
             publish: vec![subjects::AGENT_LOGS.to_owned()],
-            subscribe: vec![INBOX_PATTERN.to_owned()],
+            subscribe: vec![inbox_pattern(inbox_tag)],
+            responses: false,
         }
     }
 }
@@ -338,6 +353,12 @@ impl NatsAuthority {
         if let (Some(p), Some(map)) = (permissions, nats.as_object_mut()) {
             map.insert("pub".to_owned(), json!({ "allow": p.publish }));
             map.insert("sub".to_owned(), json!({ "allow": p.subscribe }));
+            if p.responses {
+                map.insert(
+                    "resp".to_owned(),
+                    json!({ "max": 1, "ttl": RESPONSE_TTL_NANOS }),
+                );
+            }
         }
         let jwt = encode(
             claims(
@@ -370,13 +391,19 @@ impl NatsAuthority {
         )
     }
 
-    /// The user the NATS proxy presents for a log shipper ([`UserPermissions::log_shipper`]).
+    /// The user the NATS proxy presents for a log shipper whose inbox namespace is
+    /// `_INBOX_{inbox_tag}.` ([`UserPermissions::log_shipper`]).
     pub fn log_shipper_jwt(
         &self,
         name: &str,
+        inbox_tag: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<UserCredentials> {
-        self.user(name, Some(&UserPermissions::log_shipper()), expires_at)
+        self.user(
+            name,
+            Some(&UserPermissions::log_shipper(inbox_tag)),
+            expires_at,
+        )
     }
 
     /// An unrestricted user of the application account, for the server's own connections.
@@ -476,6 +503,9 @@ mod tests {
         let p = UserPermissions::agent(&id).unwrap();
         assert!(p.publish.contains(&"$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m1_tool-installation_consumer.machine.m1.tool-installation".to_owned()));
         assert!(!p.publish.iter().any(|s| s.contains("DURABLE")));
+        assert!(p.subscribe.contains(&"_INBOX_m1.>".to_owned()));
+        assert!(!p.subscribe.iter().any(|s| s.starts_with("_INBOX.")));
+        assert!(p.responses);
         assert!(UserPermissions::agent(&MachineId::parse("all").unwrap()).is_err());
     }
 

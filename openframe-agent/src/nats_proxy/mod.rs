@@ -20,11 +20,21 @@
 //!   sees a credential nats-server would accept, so whatever it sends later is judged by
 //!   nats-server under that user's permissions.
 //!
-//! The user JWT expires with the access token (at most [`NatsProxyConfig::max_session`]), so
-//! nats-server closes the connection once the token would no longer be accepted and the agent
-//! reconnects with a fresh one. Tokens, seeds and JWTs are never logged.
+//! - Inboxes are isolated: the user JWT may subscribe only to the session's own
+//!   `_INBOX_<machineId>.>`, and the proxy parses the NATS protocol both ways to move the
+//!   agent's default `_INBOX.` names there and back (see the `inbox` module), so one agent
+//!   can never receive replies meant for another, while the unmodified agent keeps using
+//!   `_INBOX.`.
+//!
+//! A `/ws/nats` session ends when the access token it was admitted with expires (on the
+//! injected clock) or when its machine is uninstalled or disabled ([`crate::sessions`]): the
+//! proxy sends `-ERR 'Authorization Violation'` (or `'User Authentication Expired'`) and
+//! closes, and the agent reconnects with a fresh token or is refused. The user JWT also
+//! expires with the access token (at most [`NatsProxyConfig::max_session`]), so nats-server
+//! enforces the same bound itself. Tokens, seeds and JWTs are never logged.
 
 mod authority;
+mod inbox;
 mod relay;
 
 use std::sync::Arc;
@@ -34,21 +44,22 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Request, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openframe_core::{Clock, Timestamp};
 use openframe_security::auth::{AuthRejection, Authenticator, Principal};
 use url::Url;
 
 pub use authority::{
-    AuthoritySeeds, INBOX_PATTERN, NatsAuthority, ServerConfigOptions, UserCredentials,
-    UserPermissions,
+    AuthoritySeeds, NatsAuthority, ServerConfigOptions, UserCredentials, UserPermissions,
+    inbox_pattern,
 };
 
 use crate::enrollment::{AGENT_ROLE, RegistrationSecrets};
+use crate::sessions::{AgentSessions, presented_token_expiry};
+use inbox::Inbox;
+use relay::Scope;
 
 /// The agent's main NATS socket.
 pub const NATS_PATH: &str = "/ws/nats";
@@ -81,6 +92,9 @@ pub struct NatsProxyConfig {
     pub max_upstream_message_bytes: usize,
     /// Time allowed to connect upstream and read its `INFO`, and for the client's `CONNECT`.
     pub handshake_timeout: Duration,
+    /// Live agent sessions: a `/ws/nats` session ends when its token expires or its machine
+    /// is uninstalled or disabled (see [`crate::sessions`]).
+    pub sessions: AgentSessions,
 }
 
 impl NatsProxyConfig {
@@ -98,12 +112,19 @@ impl NatsProxyConfig {
             authority,
             authenticator,
             secrets,
-            clock,
             max_session: Duration::from_secs(3600),
             max_client_message_bytes: (1 << 20) + (64 << 10),
             max_upstream_message_bytes: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
+            sessions: AgentSessions::new(clock.clone()),
+            clock,
         }
+    }
+
+    /// Uses `sessions` (shared with the event sink that ends sessions on uninstall).
+    pub fn with_sessions(mut self, sessions: AgentSessions) -> Self {
+        self.sessions = sessions;
+        self
     }
 }
 
@@ -141,34 +162,15 @@ fn request_parts(uri: Uri, headers: HeaderMap) -> Parts {
     parts
 }
 
-/// The `exp` of the (already verified) JWT access token the request carried, if any.
-fn token_expiry(parts: &Parts) -> Option<i64> {
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|v| v.trim().to_owned());
-    let token = bearer.or_else(|| {
-        url::form_urlencoded::parse(parts.uri.query()?.as_bytes())
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.trim_start_matches("Bearer ").to_owned())
-    })?;
-    let claims = token.split('.').nth(1)?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
-    claims.get("exp")?.as_i64()
-}
-
 /// When a session admitted now must end, in wall-clock time (nats-server checks `exp` against
 /// its own clock): the token's remaining lifetime, within [`MIN_SESSION`, `max_session`].
-fn session_expiry(config: &NatsProxyConfig, token_exp: Option<i64>) -> Timestamp {
+fn session_expiry(config: &NatsProxyConfig, token_exp: Option<Timestamp>) -> Timestamp {
     let max = config.max_session.max(MIN_SESSION);
     let remaining = token_exp
-        .map(|exp| exp.saturating_sub(config.clock.now().timestamp()))
+        .map(|exp| {
+            exp.timestamp()
+                .saturating_sub(config.clock.now().timestamp())
+        })
         .map_or(max, |secs| {
             Duration::from_secs(u64::try_from(secs).unwrap_or(0))
         });
@@ -209,7 +211,11 @@ async fn agent_socket(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let expires = session_expiry(&config, token_expiry(&parts));
+    let token_exp = presented_token_expiry(&parts);
+    let Ok(session) = config.sessions.open(tenant, machine_id, token_exp) else {
+        return unauthorized("the access token has expired");
+    };
+    let expires = session_expiry(&config, token_exp);
     let creds = match config.authority.user_jwt_for(machine_id, Some(expires)) {
         Ok(creds) => creds,
         Err(e) => {
@@ -222,7 +228,12 @@ async fn agent_socket(
         }
     };
     tracing::info!(tenant = %tenant, machine = %machine_id, "agent NATS connection admitted");
-    relay::open(config, ws, creds, format!("machine {machine_id}")).await
+    let scope = Scope {
+        inbox: Inbox::new(machine_id.as_str()),
+        own_subjects: Some(format!("machine.{machine_id}.")),
+        session: Some(session),
+    };
+    relay::open(config, ws, creds, scope, format!("machine {machine_id}")).await
 }
 
 async fn logs_socket(
@@ -249,20 +260,27 @@ async fn logs_socket(
         Err(rejection) => return rejection.into_response(),
     };
     let expires = session_expiry(&config, None);
-    let creds = match config
-        .authority
-        .log_shipper_jwt(&format!("logs-{tenant}"), Some(expires))
-    {
-        Ok(creds) => creds,
-        Err(e) => {
-            tracing::error!(error = %e, "could not mint a NATS user");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
-                "internal error",
-            );
-        }
-    };
+    let inbox_tag = format!("~logs-{}", uuid::Uuid::new_v4().simple());
+    let creds =
+        match config
+            .authority
+            .log_shipper_jwt(&format!("logs-{tenant}"), &inbox_tag, Some(expires))
+        {
+            Ok(creds) => creds,
+            Err(e) => {
+                tracing::error!(error = %e, "could not mint a NATS user");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "internal error",
+                );
+            }
+        };
     tracing::info!(tenant = %tenant, "agent log connection admitted");
-    relay::open(config, ws, creds, format!("logs of {tenant}")).await
+    let scope = Scope {
+        inbox: Inbox::new(&inbox_tag),
+        own_subjects: None,
+        session: None,
+    };
+    relay::open(config, ws, creds, scope, format!("logs of {tenant}")).await
 }

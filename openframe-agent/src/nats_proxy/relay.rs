@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::Message as Upstream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::inbox::{ClientRewriter, Inbox, Refused, ServerRewriter};
 use super::{Shared, UserCredentials, error};
+use crate::sessions::{Session, SessionEnd, session_end};
 
 /// Longest `INFO` or `CONNECT` line read before relaying (NATS' own limit is 4 KiB of control
 /// line; `CONNECT` may carry a JWT).
@@ -30,6 +32,17 @@ struct Prepared {
     nonce: String,
 }
 
+/// What one proxied session is confined to.
+#[derive(Debug)]
+pub(super) struct Scope {
+    /// Its inbox namespace.
+    pub(super) inbox: Inbox,
+    /// `machine.<id>.`: where its JetStream consumers may deliver besides the inbox.
+    pub(super) own_subjects: Option<String>,
+    /// The agent session (ends the relay on token expiry, uninstall, disabling).
+    pub(super) session: Option<Session>,
+}
+
 #[derive(Debug)]
 enum Failure {
     Upstream(&'static str),
@@ -41,6 +54,7 @@ pub(super) async fn open(
     config: Shared,
     ws: WebSocketUpgrade,
     creds: UserCredentials,
+    scope: Scope,
     label: String,
 ) -> Response {
     let prepared = match tokio::time::timeout(config.handshake_timeout, connect(&config)).await {
@@ -58,7 +72,7 @@ pub(super) async fn open(
     ws.max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |client| async move {
-            match relay(&config, client, prepared, &creds).await {
+            match relay(&config, client, prepared, &creds, scope).await {
                 Ok(()) => tracing::debug!(session = %label, "NATS session ended"),
                 Err(Failure::Client(reason)) => {
                     tracing::info!(session = %label, reason, "NATS session refused");
@@ -165,14 +179,25 @@ async fn relay(
     mut client: WebSocket,
     prepared: Prepared,
     creds: &UserCredentials,
+    scope: Scope,
 ) -> Result<(), Failure> {
     let Prepared {
         socket: mut upstream,
         greeting,
         nonce,
     } = prepared;
+    let Scope {
+        inbox,
+        own_subjects,
+        session,
+    } = scope;
+    let mut down = ServerRewriter::new(inbox.clone());
+    let mut up = ClientRewriter::new(inbox, own_subjects);
+    let mut greeting_out = Vec::with_capacity(greeting.len());
+    down.feed(&greeting, &mut greeting_out)
+        .map_err(|_| Failure::Upstream("garbled INFO"))?;
     client
-        .send(Message::Binary(greeting))
+        .send(Message::Binary(Bytes::from(greeting_out)))
         .await
         .map_err(|_| Failure::Client("client gone"))?;
     let first = tokio::time::timeout(config.handshake_timeout, read_line(&mut client))
@@ -191,13 +216,31 @@ async fn relay(
             return Err(e);
         }
     };
-    connect.extend_from_slice(&rest);
+    if let Err(Refused(reason)) = up.feed(&rest, &mut connect) {
+        refuse(&mut client, reason).await;
+        return Err(Failure::Client(reason));
+    }
     upstream
         .send(Upstream::Binary(Bytes::from(connect)))
         .await
         .map_err(|_| Failure::Upstream("could not send CONNECT"))?;
-    pump(client, upstream).await;
-    Ok(())
+    pump(client, upstream, up, down, session).await
+}
+
+/// Sends `-ERR '<reason>'` and closes the client.
+async fn refuse(client: &mut WebSocket, reason: &str) {
+    let _ = client
+        .send(Message::Binary(Bytes::from(format!("-ERR '{reason}'\r\n"))))
+        .await;
+    let _ = client.close().await;
+}
+
+/// The `-ERR` text for a session that ended.
+fn end_notice(end: SessionEnd) -> &'static str {
+    match end {
+        SessionEnd::TokenExpired => "User Authentication Expired",
+        SessionEnd::Uninstalled | SessionEnd::Disabled => "Authorization Violation",
+    }
 }
 
 /// Reads client frames until a whole line: `(line without CRLF, bytes after CRLF)`.
@@ -223,41 +266,98 @@ async fn read_line(client: &mut WebSocket) -> Result<(Vec<u8>, Vec<u8>), Failure
     }
 }
 
-/// Relays frames both ways until either side closes or fails, then closes both.
-async fn pump(client: WebSocket, upstream: UpstreamSocket) {
+/// How a relay ended.
+enum Outcome {
+    /// A side closed or failed.
+    Closed,
+    /// The client sent something it may not.
+    Refused(&'static str),
+    /// nats-server sent something that is not NATS.
+    Garbled,
+    /// The agent's session ended.
+    Ended(SessionEnd),
+}
+
+/// Relays frames both ways, rewriting inboxes, until either side closes or fails, the client
+/// breaks a rule, or the session ends; then closes both (telling the client why with `-ERR`).
+async fn pump(
+    client: WebSocket,
+    upstream: UpstreamSocket,
+    mut up: ClientRewriter,
+    mut down: ServerRewriter,
+    mut session: Option<Session>,
+) -> Result<(), Failure> {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut upstream_tx, mut upstream_rx) = upstream.split();
     let to_upstream = async {
+        let mut out = Vec::new();
         while let Some(Ok(message)) = client_rx.next().await {
-            let payload = match message {
+            let data = match message {
                 Message::Binary(b) => b,
                 Message::Text(t) => Bytes::copy_from_slice(t.as_str().as_bytes()),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Close(_) => break,
             };
-            if upstream_tx.send(Upstream::Binary(payload)).await.is_err() {
+            if let Err(Refused(reason)) = up.feed(&data, &mut out) {
+                return Outcome::Refused(reason);
+            }
+            if out.is_empty() {
+                continue;
+            }
+            let chunk = Bytes::from(std::mem::take(&mut out));
+            if upstream_tx.send(Upstream::Binary(chunk)).await.is_err() {
                 break;
             }
         }
-        let _ = upstream_tx.close().await;
+        Outcome::Closed
     };
     let to_client = async {
+        let mut out = Vec::new();
         while let Some(Ok(message)) = upstream_rx.next().await {
-            let payload = match message {
+            let data = match message {
                 Upstream::Binary(b) => b,
                 Upstream::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
                 Upstream::Ping(_) | Upstream::Pong(_) | Upstream::Frame(_) => continue,
                 Upstream::Close(_) => break,
             };
-            if client_tx.send(Message::Binary(payload)).await.is_err() {
+            if down.feed(&data, &mut out).is_err() {
+                return Outcome::Garbled;
+            }
+            if out.is_empty() {
+                continue;
+            }
+            let chunk = Bytes::from(std::mem::take(&mut out));
+            if client_tx.send(Message::Binary(chunk)).await.is_err() {
                 break;
             }
         }
-        let _ = client_tx.close().await;
+        Outcome::Closed
     };
-    tokio::select! {
-        () = to_upstream => {}
-        () = to_client => {}
+    let outcome = tokio::select! {
+        outcome = to_upstream => outcome,
+        outcome = to_client => outcome,
+        end = session_end(session.as_mut()) => Outcome::Ended(end),
+    };
+    let notice = match outcome {
+        Outcome::Closed | Outcome::Garbled => None,
+        Outcome::Refused(reason) => Some(reason),
+        Outcome::Ended(end) => Some(end_notice(end)),
+    };
+    if let Some(notice) = notice {
+        let _ = client_tx
+            .send(Message::Binary(Bytes::from(format!("-ERR '{notice}'\r\n"))))
+            .await;
+    }
+    let _ = client_tx.close().await;
+    let _ = upstream_tx.close().await;
+    match outcome {
+        Outcome::Closed => Ok(()),
+        Outcome::Refused(reason) => Err(Failure::Client(reason)),
+        Outcome::Garbled => Err(Failure::Upstream("not the NATS protocol")),
+        Outcome::Ended(end) => {
+            tracing::info!(reason = end.as_str(), "NATS session ended by the server");
+            Ok(())
+        }
     }
 }
 

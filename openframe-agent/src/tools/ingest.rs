@@ -1,8 +1,11 @@
 //! The agents' reports: tool connections and installed agents, from the durable streams.
 
+use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use openframe_core::{
     Clock, ConnectionStatus, Error, MachineId, MachineStatus, Result, TenantId, ToolConnection,
@@ -37,6 +40,17 @@ pub fn tool_connection_consumer() -> ConsumerSpec {
 pub fn installed_agent_consumer() -> ConsumerSpec {
     ConsumerSpec::new(stream_names::INSTALLED_AGENTS, INSTALLED_AGENT_CONSUMER)
         .with_filter(MachineSubjectKind::InstalledAgent.pattern())
+}
+
+/// Maps the id a tool's agent reports to the id the tool itself uses for that agent. The
+/// original does this for Fleet: the agent reports the host UUID and the server asks Fleet's
+/// API for its numeric host id (`FleetMdmClient.searchHosts`); a Fleet client plugs in here.
+#[async_trait]
+pub trait AgentToolIdResolver: Send + Sync + Debug + 'static {
+    /// The tool's id for the reported `raw` id. `Ok(None)`: the tool does not know the agent
+    /// yet (Fleet's enrollment lags the agent's report): the report is retried, and on its
+    /// last delivery the raw id is stored, as the original does.
+    async fn resolve(&self, tenant: &TenantId, raw: &str) -> Result<Option<String>>;
 }
 
 /// Settings of [`ToolReportIngestor`].
@@ -92,6 +106,7 @@ pub struct ToolReportIngestor {
     machines: Arc<dyn MachineRepository>,
     clock: Arc<dyn Clock>,
     config: IngestConfig,
+    resolvers: HashMap<ToolType, Arc<dyn AgentToolIdResolver>>,
 }
 
 impl ToolReportIngestor {
@@ -112,7 +127,45 @@ impl ToolReportIngestor {
             machines,
             clock,
             config,
+            resolvers: HashMap::new(),
         })
+    }
+
+    /// Resolves the ids reported by `tool_type`'s agents with `resolver` (see
+    /// [`AgentToolIdResolver`]).
+    pub fn with_resolver(
+        mut self,
+        tool_type: ToolType,
+        resolver: Arc<dyn AgentToolIdResolver>,
+    ) -> Self {
+        self.resolvers.insert(tool_type, resolver);
+        self
+    }
+
+    /// The id to store: the resolver's answer; the raw id on the last attempt when it has
+    /// none (or fails); otherwise `Unavailable`, so the report is retried.
+    async fn resolved_id(
+        &self,
+        tenant: &TenantId,
+        tool_type: ToolType,
+        raw: String,
+        last_attempt: bool,
+    ) -> Result<String> {
+        let Some(resolver) = self.resolvers.get(&tool_type) else {
+            return Ok(raw);
+        };
+        let reason = match resolver.resolve(tenant, &raw).await {
+            Ok(Some(id)) => return Ok(id),
+            Ok(None) => Error::Unavailable {
+                reason: "the tool does not know this agent yet".into(),
+            },
+            Err(e) => e,
+        };
+        if last_attempt {
+            tracing::warn!(tenant = %tenant, tool = %tool_type, error = %reason, "agent tool id unresolved on the last attempt; storing the reported id");
+            return Ok(raw);
+        }
+        Err(reason)
     }
 
     /// The id stored for a tool's raw agent id: MeshCentral's `node/<domain>/<raw>` (the
@@ -152,12 +205,26 @@ impl ToolReportIngestor {
     /// Upserts the tool connection `payload` (`{toolType, agentToolId}`) reports for
     /// `machine`: new → CONNECTED; DISCONNECTED or ERROR → reconnected with the reported id;
     /// CONNECTED with another id → id updated. A redelivery changes nothing. `InvalidInput`
-    /// for a malformed payload.
+    /// for a malformed payload; `Unavailable` while an [`AgentToolIdResolver`] cannot
+    /// resolve the id yet (see [`handle_tool_connection_attempt`](Self::handle_tool_connection_attempt)).
     pub async fn handle_tool_connection(
         &self,
         tenant: &TenantId,
         machine: &MachineId,
         payload: &[u8],
+    ) -> Result<ReportOutcome<ToolConnection>> {
+        self.handle_tool_connection_attempt(tenant, machine, payload, false)
+            .await
+    }
+
+    /// [`handle_tool_connection`](Self::handle_tool_connection) for a delivery that is
+    /// (`last_attempt`) or is not the last one: on the last, an unresolved id is stored raw.
+    pub async fn handle_tool_connection_attempt(
+        &self,
+        tenant: &TenantId,
+        machine: &MachineId,
+        payload: &[u8],
+        last_attempt: bool,
     ) -> Result<ReportOutcome<ToolConnection>> {
         let report = ToolConnectionReport::parse(payload)?;
         let agent_tool_id = self.transform_agent_tool_id(report.tool_type, &report.agent_tool_id);
@@ -165,6 +232,10 @@ impl ToolReportIngestor {
         if !self.machine_is_active(tenant, machine).await? {
             return Ok(ReportOutcome::Ignored);
         }
+        let agent_tool_id = self
+            .resolved_id(tenant, report.tool_type, agent_tool_id, last_attempt)
+            .await?;
+        openframe_core::validate::name("agentToolId", &agent_tool_id)?;
         for _ in 0..UPSERT_ATTEMPTS {
             let now = self.clock.now();
             let existing = self
@@ -317,7 +388,12 @@ impl ToolReportIngestor {
         };
         let result = match subject.kind {
             MachineSubjectKind::ToolConnection => self
-                .handle_tool_connection(&tenant, machine, &message.payload)
+                .handle_tool_connection_attempt(
+                    &tenant,
+                    machine,
+                    &message.payload,
+                    delivery.is_last_attempt(),
+                )
                 .await
                 .map(|_| ()),
             MachineSubjectKind::InstalledAgent => self

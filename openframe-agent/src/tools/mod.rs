@@ -45,12 +45,14 @@ mod messages;
 mod model;
 mod on_registration;
 mod service;
+mod templating;
 
 use openframe_data::store::Schema;
 
 pub use ingest::{
-    INSTALLED_AGENT_CONSUMER, IngestConfig, ReportOutcome, Settlement, TOOL_CONNECTION_CONSUMER,
-    ToolReportIngestor, installed_agent_consumer, tool_connection_consumer,
+    AgentToolIdResolver, INSTALLED_AGENT_CONSUMER, IngestConfig, ReportOutcome, Settlement,
+    TOOL_CONNECTION_CONSUMER, ToolReportIngestor, installed_agent_consumer,
+    tool_connection_consumer,
 };
 pub use messages::{
     ClientUpdateMessage, InstallationAsset, InstalledAgentReport, MAX_REPORT_BYTES,
@@ -68,6 +70,7 @@ pub use service::{
     RepublishReport, SkipReason, SkippedMachine, ToolAgentRepository, ToolInstallationConfig,
     ToolInstallationService,
 };
+pub use templating::{ConfiguredToolSecrets, REGISTRATION_SECRET_PLACEHOLDER, ToolSecretSource};
 
 /// The collections tool installation stores (for backends that create tables up front).
 pub fn schemas() -> Vec<&'static Schema> {

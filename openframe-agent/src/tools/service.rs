@@ -17,6 +17,7 @@ use super::messages::{
 use super::model::{
     ClientRelease, DownloadConfiguration, IntegratedToolAgent, PublishState, check_https, key,
 };
+use super::templating::{self, ToolSecretSource};
 use crate::bus::{AgentBus, Headers, PublishAck};
 use crate::subjects::{AgentSubject, MachineSubjectKind};
 
@@ -201,7 +202,8 @@ pub struct PublishedInstall {
     pub subject: String,
     /// Where it was stored.
     pub ack: PublishAck,
-    /// The message.
+    /// The message, with server-side placeholders (`${server.registrationSecret}`) kept:
+    /// the published payload has them resolved, this copy holds no secret.
     pub message: ToolInstallationMessage,
 }
 
@@ -265,6 +267,7 @@ pub struct ToolInstallationService {
     machines: Arc<dyn MachineRepository>,
     tenants: Arc<dyn TenantRepository>,
     config: ToolInstallationConfig,
+    secrets: Option<Arc<dyn ToolSecretSource>>,
 }
 
 impl ToolInstallationService {
@@ -285,7 +288,15 @@ impl ToolInstallationService {
             machines,
             tenants,
             config,
+            secrets: None,
         }
+    }
+
+    /// Resolves `${server.registrationSecret}` in command arguments from `secrets` (see
+    /// [`super::templating`]); without a source, a definition that needs it is refused.
+    pub fn with_secrets(mut self, secrets: Arc<dyn ToolSecretSource>) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// The tool agent definitions.
@@ -298,7 +309,8 @@ impl ToolInstallationService {
         &self.config
     }
 
-    /// The install message for `agent` (links resolved).
+    /// The install message for `agent` (links resolved; server-side placeholders kept, they
+    /// are resolved per tenant when the message is published).
     pub fn installation_message(
         &self,
         agent: &IntegratedToolAgent,
@@ -321,10 +333,20 @@ impl ToolInstallationService {
             .ok_or_else(|| Error::not_found("machine"))?;
         let agents = self.agents.list_enabled(tenant).await?;
         let mut report = InstallReport::default();
-        let prepared = agents
-            .iter()
-            .map(|a| self.prepare(a, false))
-            .collect::<Result<Vec<_>>>()?;
+        let mut prepared = Vec::with_capacity(agents.len());
+        for agent in &agents {
+            match self.prepare(tenant, agent, false).await {
+                Ok(p) => prepared.push(p),
+                Err(error) => {
+                    tracing::warn!(tenant = %tenant, tool_agent = %agent.key, error = %error, "tool installation not prepared");
+                    report.failed.push(FailedInstall {
+                        machine_id: machine.id.clone(),
+                        tool_agent_key: agent.key.clone(),
+                        error,
+                    });
+                }
+            }
+        }
         self.install_to(&machine, &prepared, &mut report).await;
         Ok(report)
     }
@@ -348,7 +370,7 @@ impl ToolInstallationService {
         if !agent.enabled {
             return Err(Error::conflict("the tool agent is disabled"));
         }
-        let prepared = [self.prepare(&agent, reinstall)?];
+        let prepared = [self.prepare(tenant, &agent, reinstall).await?];
         let mut report = InstallReport::default();
         match target {
             InstallTarget::Machines(ids) => {
@@ -410,9 +432,17 @@ impl ToolInstallationService {
         }
     }
 
-    fn prepare(&self, agent: &IntegratedToolAgent, reinstall: bool) -> Result<Prepared> {
+    /// The message for `agent` with the tenant's server-side placeholders resolved.
+    async fn prepare(
+        &self,
+        tenant: &TenantId,
+        agent: &IntegratedToolAgent,
+        reinstall: bool,
+    ) -> Result<Prepared> {
         let message = self.installation_message(agent, reinstall);
-        let payload = serde_json::to_vec(&message)
+        let resolved =
+            templating::resolve(self.secrets.as_deref(), tenant, agent, &message).await?;
+        let payload = serde_json::to_vec(&resolved)
             .map_err(|e| Error::Internal(format!("encoding an install message: {e}").into()))?;
         Ok(Prepared { message, payload })
     }
@@ -656,8 +686,9 @@ impl ToolInstallationService {
     }
 }
 
-/// An install message encoded once for many machines.
-#[derive(Debug)]
+/// An install message encoded once for many machines: the template (server-side
+/// placeholders kept, for reports) and the payload sent (placeholders resolved; may hold a
+/// secret, so no `Debug`).
 struct Prepared {
     message: ToolInstallationMessage,
     payload: Vec<u8>,

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use openframe_agent::enrollment::{
     self, EnrollmentConfig, EnrollmentParts, EnrollmentService, RegistrationSecrets,
 };
-use openframe_agent::events::RecordingEventSink;
+use openframe_agent::events::{AgentEventSink, RecordingEventSink};
+use openframe_agent::sessions::{AgentSessions, ClosingSessions};
 use openframe_core::{
     Clock, Error, Machine, MachineId, ManualClock, OrganizationId, Result, Secret, TenantId,
     TenantStatus, ToolConnection, ToolConnectionId, ToolType,
@@ -152,6 +153,32 @@ impl Server {
     }
 
     pub async fn start_with(config: EnrollmentConfig) -> Self {
+        Self::start_with_events(config, |recording, _| recording).await
+    }
+
+    /// A server whose `Uninstalled` events end the sessions of the returned registry (which
+    /// follows the server's clock, re-read every 20 ms).
+    pub async fn start_with_sessions() -> (Self, AgentSessions) {
+        let cell = Arc::new(std::sync::OnceLock::new());
+        let slot = cell.clone();
+        let server =
+            Self::start_with_events(EnrollmentConfig::default(), move |recording, clock| {
+                let sessions =
+                    AgentSessions::new(clock).with_tick(std::time::Duration::from_millis(20));
+                let _ = slot.set(sessions.clone());
+                Arc::new(ClosingSessions::new(recording, sessions)) as Arc<dyn AgentEventSink>
+            })
+            .await;
+        let sessions = cell.get().cloned().expect("the sink was built");
+        (server, sessions)
+    }
+
+    /// A server whose enrollment events go to `wrap(recording sink, server clock)` (e.g. a
+    /// decorator).
+    pub async fn start_with_events(
+        config: EnrollmentConfig,
+        wrap: impl FnOnce(Arc<RecordingEventSink>, Arc<ManualClock>) -> Arc<dyn AgentEventSink>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
@@ -172,7 +199,7 @@ impl Server {
             &stack,
             store.clone(),
             secrets,
-            events.clone(),
+            wrap(events.clone(), clock.clone()),
             clock.clone(),
         );
         parts.config = config;

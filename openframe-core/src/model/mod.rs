@@ -6,6 +6,7 @@
 mod api_key;
 mod machine;
 mod organization;
+mod script;
 mod tag;
 mod tenant;
 mod tool;
@@ -14,6 +15,10 @@ mod user;
 pub use api_key::ApiKey;
 pub use machine::{Machine, MachineStatus, OsType};
 pub use organization::{Organization, OrganizationStatus};
+pub use script::{
+    DEFAULT_SCRIPT_TIMEOUT_SECS, MAX_SCRIPT_BYTES, MAX_SCRIPT_TIMEOUT_SECS, PrivilegeLevel, Script,
+    ScriptShell, ScriptStatus,
+};
 pub use tag::Tag;
 pub use tenant::{Tenant, TenantStatus};
 pub use tool::{

@@ -4,6 +4,7 @@
 mod api_keys;
 mod machines;
 mod organizations;
+mod scripts;
 mod tags;
 mod tenants;
 mod tools;
@@ -23,6 +24,7 @@ pub use machines::{MachineFacet, MachineFilter, MachineRepository, MachineSort, 
 pub use organizations::{
     OrganizationFacet, OrganizationFilter, OrganizationRepository, OrganizationSort,
 };
+pub use scripts::{ScriptFacet, ScriptFilter, ScriptRepository, ScriptSort};
 pub use tags::{TagFilter, TagRepository, TagSort};
 pub use tenants::TenantRepository;
 pub use tools::{
