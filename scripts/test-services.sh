@@ -19,7 +19,7 @@
 set -euo pipefail
 
 # Services started for the run, in order; each has a start_<name> function below.
-SERVICES=(redis nats)
+SERVICES=(redis nats kafka)
 # Services this script does not start: "Display name|VARIABLE".
 EXTERNAL_SERVICES=("MongoDB|OPENFRAME_TEST_MONGODB_URL")
 
@@ -231,8 +231,101 @@ CONF
   service_up "nats at $OPENFRAME_TEST_NATS_URL, websocket at $OPENFRAME_TEST_NATS_WS_URL (pid ${STARTED_PIDS[-1]})"
 }
 
-# start_kafka: not yet wired. When the Kafka event bus lands: start a single-node KRaft broker
-# in "$WORK_DIR/kafka", export OPENFRAME_TEST_KAFKA_BROKERS=127.0.0.1:PORT, add kafka to SERVICES.
+# Cargo features tansu needs here: dynostore for the in-memory storage engine (the shared
+# broker) and libsql for the SQLite engine (durable; the Kafka fault tests restart a broker on it).
+# A plain `cargo install tansu` has no storage engine at all.
+TANSU_FEATURES="libsql,dynostore"
+
+# tansu_engine_works BIN ENGINE: BIN starts and listens with storage ENGINE (a tansu built
+# without the engine's feature exits at once with "FeatureNotEnabled").
+tansu_engine_works() {
+  local bin=$1 engine=$2 dir port pid _ ok=1
+  dir=$(mktemp -d "$WORK_DIR/tansu-probe.XXXXXX")
+  port=$(free_port)
+  (cd "$dir" && exec "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine "$engine") \
+    >"$dir/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    if tcp_listening "$port"; then ok=0; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return "$ok"
+}
+
+# tansu_usable BIN: BIN has both storage engines the tests use.
+tansu_usable() { tansu_engine_works "$1" memory://tansu/ && tansu_engine_works "$1" sqlite://probe.db; }
+
+# find_tansu: prints a tansu binary with both storage engines, installing one if needed.
+find_tansu() {
+  local candidate
+  for candidate in "${OPENFRAME_TEST_TANSU_BIN:-}" "$(command -v tansu 2>/dev/null || true)" \
+    "${CARGO_HOME:-$HOME/.cargo}/bin/tansu"; do
+    if [[ -n "$candidate" && -x "$candidate" ]] && tansu_usable "$candidate"; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  command -v cargo >/dev/null 2>&1 || die "tansu is missing and cargo is unavailable to install it"
+  log "installing tansu (cargo install tansu --locked --features $TANSU_FEATURES); this takes about 15 minutes, once"
+  cargo install tansu --locked --force --features "$TANSU_FEATURES" >"$WORK_DIR/tansu-install.log" 2>&1 ||
+    { tail -n 20 "$WORK_DIR/tansu-install.log" >&2; die "cargo install tansu failed"; }
+  candidate="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+  tansu_usable "$candidate" || die "the installed tansu lacks the memory or SQLite storage engine"
+  echo "$candidate"
+}
+
+# ensure_python_kafka: makes Python's confluent-kafka importable (its wheels bundle librdkafka)
+# for the peer-client test and exports OPENFRAME_TEST_PYTHON; only warns if that fails.
+ensure_python_kafka() {
+  [[ -n "${OPENFRAME_TEST_PYTHON:-}" ]] && return 0
+  local python
+  python=$(command -v python3 2>/dev/null) || { log "warning: python3 not found; the Kafka peer-client test will be skipped"; return 0; }
+  if ! "$python" -c 'import confluent_kafka' >/dev/null 2>&1; then
+    log "installing confluent-kafka for $python (pip install --user)"
+    "$python" -m pip install --user --quiet confluent-kafka >"$WORK_DIR/pip.log" 2>&1 ||
+      "$python" -m pip install --user --quiet --break-system-packages confluent-kafka >>"$WORK_DIR/pip.log" 2>&1 || true
+  fi
+  if "$python" -c 'import confluent_kafka' >/dev/null 2>&1; then
+    export OPENFRAME_TEST_PYTHON="$python"
+  else
+    log "warning: confluent-kafka is not importable; the Kafka peer-client test will be skipped"
+  fi
+}
+
+# in_dir DIR LOG CMD...: runs CMD in DIR with its output in LOG (for spawn).
+in_dir() {
+  local dir=$1 logfile=$2
+  shift 2
+  cd "$dir" && exec "$@" >"$logfile" 2>&1
+}
+
+# start_kafka: a tansu broker (Kafka protocol) on a free loopback port, run from the work dir.
+# It uses the in-memory engine: tansu 0.6's SQLite engine panics ("more or less than one row" in
+# its idempotent-producer check) under the concurrent conformance suite and then refuses every
+# request; the fault tests, which need a restartable broker, use SQLite on their own broker.
+# Exports OPENFRAME_TEST_KAFKA_BROKERS (host:port) and OPENFRAME_TEST_TANSU_BIN.
+start_kafka() {
+  ensure_python_kafka
+  if [[ -n "${OPENFRAME_TEST_KAFKA_BROKERS:-}" ]]; then
+    service_up "kafka (external, from OPENFRAME_TEST_KAFKA_BROKERS)"
+    return
+  fi
+  local tansu dir="$WORK_DIR/kafka" port
+  tansu=$(find_tansu)
+  mkdir -p "$dir"
+  port=$(free_port)
+  spawn kafka in_dir "$dir" "$dir/tansu.log" "$tansu" broker \
+    --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/
+  wait_for kafka "$dir/tansu.log" 30 tcp_listening "$port"
+  export OPENFRAME_TEST_KAFKA_BROKERS="127.0.0.1:${port}"
+  export OPENFRAME_TEST_TANSU_BIN="$tansu"
+  service_up "kafka (tansu) at $OPENFRAME_TEST_KAFKA_BROKERS (pid ${STARTED_PIDS[-1]})"
+}
 
 # ---- main ------------------------------------------------------------------------------
 

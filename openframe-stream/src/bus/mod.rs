@@ -20,9 +20,9 @@
 //! On NATS JetStream a topic is a stream with one subject per partition (`<topic>.<partition>`),
 //! a position's offset is the stream sequence, and a group is a durable consumer per partition.
 //!
-//! Backends: [`memory::InMemoryEventBus`] (in-process, the embedded default). Kafka and NATS
-//! JetStream backends follow, behind features `kafka` and `nats`. All run the same conformance
-//! suite (`testkit`, feature `testkit`).
+//! Backends: [`memory::InMemoryEventBus`] (in-process, the embedded default),
+//! `kafka::KafkaEventBus` (feature `kafka`) and `nats::NatsEventBus` (feature `nats`). All run
+//! the same conformance suite (`testkit`, feature `testkit`).
 //!
 //! ```
 //! use openframe_stream::bus::{ConsumerSpec, EventBus, EventPublisher, Headers, Record, TopicSpec};
