@@ -40,4 +40,4 @@ pub use page::{
     Cursor, DEFAULT_PAGE_SIZE, Edge, FacetCount, MAX_PAGE_SIZE, Page, PageDirection, PageInfo,
     PageRequest, PageWindow, SortDirection, SortField, SortSpec,
 };
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};

@@ -40,7 +40,6 @@ use async_nats::jetstream::stream::{
     Config as JsStreamConfig, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use async_nats::jetstream::{self, ErrorCode};
-use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use async_trait::async_trait;
 use futures::StreamExt;
 use openframe_core::{BoxError, Error, Result};
@@ -139,7 +138,7 @@ impl NatsAgentBus {
         if options.subscription_capacity == 0 {
             return Err(Error::invalid("subscriptionCapacity", "must be at least 1"));
         }
-        let server = redact(url);
+        let server = openframe_core::redact_url(url);
         let mut connect = async_nats::ConnectOptions::new()
             .connection_timeout(options.connect_timeout)
             .request_timeout(Some(options.request_timeout))
@@ -235,7 +234,7 @@ impl AgentBus for NatsAgentBus {
             self.client
                 .publish_with_headers(
                     subject.to_owned(),
-                    to_nats_headers(&headers)?,
+                    openframe_stream::bus::nats::to_nats_headers(&headers)?,
                     payload.into(),
                 )
                 .await
@@ -266,7 +265,7 @@ impl AgentBus for NatsAgentBus {
             self.js
                 .publish_with_headers(
                     subject.to_owned(),
-                    to_nats_headers(&headers)?,
+                    openframe_stream::bus::nats::to_nats_headers(&headers)?,
                     payload.into(),
                 )
                 .await
@@ -512,20 +511,6 @@ fn from_nats_message(message: async_nats::Message) -> Message {
     }
 }
 
-fn to_nats_headers(headers: &Headers) -> Result<HeaderMap> {
-    let mut map = HeaderMap::new();
-    for (name, value) in headers.iter() {
-        let name: HeaderName = name
-            .parse()
-            .map_err(|_| Error::invalid("headers", "invalid header name"))?;
-        let value: HeaderValue = value
-            .parse()
-            .map_err(|_| Error::invalid("headers", "invalid header value"))?;
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
 fn stream_config(spec: &StreamSpec) -> JsStreamConfig {
     let limit = |n: Option<u64>| n.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1);
     JsStreamConfig {
@@ -569,46 +554,9 @@ fn backend(e: impl Into<BoxError>) -> Error {
     Error::backend(BACKEND, e)
 }
 
-/// `url` without credentials, for `Debug` and errors: `scheme://host:port`, comma-separated
-/// servers kept.
-fn redact(url: &str) -> String {
-    url.split(',')
-        .map(|server| {
-            let server = server.trim();
-            let (scheme, rest) = match server.split_once("://") {
-                Some((scheme, rest)) => (Some(scheme), rest),
-                None => (None, server),
-            };
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            let host = authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host);
-            match scheme {
-                Some(scheme) => format!("{scheme}://{host}"),
-                None => host.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(
-            redact("nats://user:s3cret@127.0.0.1:4222"),
-            "nats://127.0.0.1:4222"
-        );
-        assert_eq!(redact("tok@host:4222/x?y"), "host:4222");
-        assert_eq!(
-            redact("nats://a:b@h1:1, nats://h2:2"),
-            "nats://h1:1,nats://h2:2"
-        );
-        assert_eq!(redact("nats://p@ss:w@rd@h:1"), "nats://h:1");
-    }
 
     #[test]
     fn stream_config_maps_limits() {

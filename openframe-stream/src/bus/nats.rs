@@ -100,7 +100,7 @@ pub struct NatsEventBusConfig {
 impl fmt::Debug for NatsEventBusConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsEventBusConfig")
-            .field("url", &redact(&self.url))
+            .field("url", &openframe_core::redact_url(&self.url))
             .field("name", &self.name)
             .field("topic_prefix", &self.topic_prefix)
             .field("connect_timeout", &self.connect_timeout)
@@ -243,7 +243,7 @@ impl NatsEventBus {
             .map_err(|e| Error::Unavailable {
                 reason: format!(
                     "cannot connect to NATS at {}: {}",
-                    redact(&config.url),
+                    openframe_core::redact_url(&config.url),
                     e.kind()
                 )
                 .into(),
@@ -557,7 +557,9 @@ fn is_reserved_header(name: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_HEADER_PREFIX))
 }
 
-fn to_nats_headers(headers: &openframe_core::Headers) -> Result<HeaderMap> {
+/// Converts [`Headers`](openframe_core::Headers) into NATS headers (shared with the agent bus);
+/// a name or value NATS cannot carry is an `InvalidInput` error.
+pub fn to_nats_headers(headers: &openframe_core::Headers) -> Result<HeaderMap> {
     let mut map = HeaderMap::new();
     for (name, value) in headers.iter() {
         let name: HeaderName = name
@@ -588,35 +590,16 @@ fn backend(e: impl Into<BoxError>) -> Error {
     Error::backend(BACKEND, e)
 }
 
-/// `url` without credentials: `scheme://host:port`, comma-separated servers kept.
-fn redact(url: &str) -> String {
-    url.split(',')
-        .map(|server| {
-            let server = server.trim();
-            let (scheme, rest) = match server.split_once("://") {
-                Some((scheme, rest)) => (Some(scheme), rest),
-                None => (None, server),
-            };
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            let host = authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host);
-            match scheme {
-                Some(scheme) => format!("{scheme}://{host}"),
-                None => host.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn redacts_credentials_and_reserves_headers() {
-        assert_eq!(redact("nats://u:s3cret@h:4222"), "nats://h:4222");
+        assert_eq!(
+            openframe_core::redact_url("nats://u:s3cret@h:4222"),
+            "nats://h:4222"
+        );
         let config = NatsEventBusConfig::new("nats://u:s3cret@h:4222");
         assert!(!format!("{config:?}").contains("s3cret"));
         assert!(is_reserved_header("openframe-bus-key"));
