@@ -57,8 +57,7 @@ pub mod testkit;
 use std::sync::Arc;
 
 use openframe_core::{
-    ApiKey, Clock, IntegratedTool, Machine, Organization, Script, Tag, Tenant, ToolConnection,
-    User,
+    ApiKey, Clock, IntegratedTool, Machine, Organization, Script, Tag, Tenant, ToolConnection, User,
 };
 
 pub use cache::{Cache, CacheExt, CacheKey};

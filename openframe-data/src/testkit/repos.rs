@@ -11,10 +11,10 @@ use openframe_core::{
     Timestamp, ToolApiKey, ToolConnection, ToolCredentials, ToolType, User, UserId, UserRole,
 };
 
+use super::random_tenant;
 pub use super::scripts::{
     script_crud_and_soft_delete, script_filters_sorts_and_facets, tenant_isolation_scripts,
 };
-use super::random_tenant;
 use crate::store::DocumentStore;
 use crate::*;
 
