@@ -10,8 +10,7 @@
 //! (since browsers and some WebSocket clients cannot set headers) as `?authorization=<token>`.
 //! It is verified with the [`Authenticator`]; the principal must be a
 //! [`Principal::Machine`] with role `AGENT`. Anything else is answered `401` before the
-//! upgrade. With [`router_with_sessions`] the connection is then an
-//! [`AgentSessions`] session: it is closed with code [`CLOSE_SESSION_ENDED`] and the
+//! upgrade. The connection is then an [`AgentSessions`] session: it is closed with code [`CLOSE_SESSION_ENDED`] and the
 //! [`SessionEnd`] text as reason when the token expires (on the injected clock) or the
 //! machine is uninstalled or disabled; the agent reconnects with a fresh token (or is refused).
 //!
@@ -182,26 +181,25 @@ struct GatewayState {
     bus: Arc<dyn AgentBus>,
     auth: Authenticator,
     config: GatewayConfig,
-    sessions: Option<AgentSessions>,
+    sessions: AgentSessions,
 }
 
 /// The gateway router: `GET /ws/agent` (see the module docs), with the default limits.
+/// Sessions end when their token expires (on the system clock); use [`router_with_sessions`]
+/// to also end them on uninstall or disable, or to share a registry and clock.
 pub fn router(bus: Arc<dyn AgentBus>, authenticator: Authenticator) -> Router {
     router_with(bus, authenticator, GatewayConfig::default())
 }
 
-/// The gateway router with explicit limits.
+/// The gateway router with explicit limits; sessions end when their token expires (on the
+/// system clock).
 pub fn router_with(
     bus: Arc<dyn AgentBus>,
     authenticator: Authenticator,
     config: GatewayConfig,
 ) -> Router {
-    gateway_router(GatewayState {
-        bus,
-        auth: authenticator,
-        config,
-        sessions: None,
-    })
+    let sessions = AgentSessions::new(Arc::new(openframe_core::SystemClock));
+    router_with_sessions(bus, authenticator, config, sessions)
 }
 
 /// The gateway router whose connections are [`AgentSessions`] sessions: each ends when its
@@ -216,7 +214,7 @@ pub fn router_with_sessions(
         bus,
         auth: authenticator,
         config,
-        sessions: Some(sessions),
+        sessions,
     })
 }
 
@@ -253,14 +251,12 @@ async fn upgrade(State(state): State<GatewayState>, request: Request) -> Respons
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let session = match &state.sessions {
-        Some(sessions) => {
-            match sessions.open(&tenant, &machine_id, presented_token_expiry(&parts)) {
-                Ok(session) => Some(session),
-                Err(_) => return unauthorized("the access token has expired"),
-            }
-        }
-        None => None,
+    let session = match state
+        .sessions
+        .open(&tenant, &machine_id, presented_token_expiry(&parts))
+    {
+        Ok(session) => Some(session),
+        Err(_) => return unauthorized("the access token has expired"),
     };
     // The transport's own limit is a backstop above ours, so an oversized frame is read
     // whole and answered with a proper close code.
