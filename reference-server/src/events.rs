@@ -1,0 +1,121 @@
+//! Unified events: the event store (next to the document store: SQLite file, MongoDB or
+//! memory) and the event processor (source topics on the event bus → adapt → enrich → store,
+//! with a dead-letter topic), whose dead letters the `dead-letter-replay` job moves back.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use openframe_agent::events::{AgentEvent, AgentEventSink};
+use openframe_agent::stream_bridge::{AGENT_EVENTS_TOPIC, AGENT_RESULTS_TOPIC, StreamBridge};
+use openframe_core::{Clock, Result};
+use openframe_data::{Cache, Repositories};
+use openframe_stream::adapters::{fleetdm, meshcentral, openframe_events};
+use openframe_stream::bus::{EventBus, TopicSpec};
+use openframe_stream::enrich::{Enricher, RepositoryDirectory};
+use openframe_stream::processor::{Processor, ProcessorConfig, StoreSink};
+use openframe_stream::store::EventStore;
+use openframe_stream::store::memory::InMemoryEventStore;
+use openframe_stream::store::sqlite::SqliteEventStore;
+
+use crate::config::StorageBackend;
+
+/// The event store file next to the SQLite document store.
+pub const SQLITE_EVENTS_FILE: &str = "events.db";
+
+/// The source topics the processor reads by default: the agent plane's domain events and
+/// execution results (published by the [`StreamBridge`]), and the tools' change streams with a
+/// fixed topic name.
+pub fn default_topics() -> Vec<String> {
+    [
+        AGENT_EVENTS_TOPIC,
+        AGENT_RESULTS_TOPIC,
+        openframe_events::TOPIC,
+        meshcentral::TOPIC,
+        fleetdm::TOPIC_EVENTS,
+        fleetdm::TOPIC_ACTIVITIES,
+        fleetdm::TOPIC_QUERY_RESULTS,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Opens the event store on the same backend as the document store.
+pub async fn open_store(storage: &StorageBackend) -> Result<Arc<dyn EventStore>> {
+    Ok(match storage {
+        StorageBackend::Sqlite(path) => {
+            let file = path.with_file_name(SQLITE_EVENTS_FILE);
+            Arc::new(SqliteEventStore::open(file).await?)
+        }
+        #[cfg(feature = "mongodb")]
+        StorageBackend::Mongo { url, database } => Arc::new(
+            openframe_stream::store::mongodb::MongoEventStore::connect(url.expose(), database)
+                .await?,
+        ),
+        #[cfg(not(feature = "mongodb"))]
+        StorageBackend::Mongo { .. } => {
+            return Err(openframe_core::Error::invalid(
+                "database.url",
+                "this build has no MongoDB support (feature `mongodb` of openframe-server)",
+            ));
+        }
+        StorageBackend::Memory => Arc::new(InMemoryEventStore::new()),
+    })
+}
+
+/// Creates the processor's source, dead-letter and output topics (idempotent).
+pub async fn ensure_topics(bus: &dyn EventBus, processor: &Processor) -> Result<()> {
+    let config = processor.config();
+    let specs: Vec<TopicSpec> = config
+        .topics
+        .iter()
+        .chain(std::iter::once(&config.dead_letter_topic))
+        .chain(config.output_topic.iter())
+        .map(|name| TopicSpec::new(name.as_str(), config.topic_partitions))
+        .collect();
+    bus.ensure_topics(&specs).await
+}
+
+/// The processor over `bus`, enriching from the repositories through `cache`, writing to
+/// `store`.
+pub fn processor(
+    bus: Arc<dyn EventBus>,
+    repos: &Repositories,
+    cache: Arc<dyn Cache>,
+    store: Arc<dyn EventStore>,
+    topics: Vec<String>,
+    clock: Arc<dyn Clock>,
+) -> Result<Processor> {
+    let enricher = Enricher::builder(
+        Arc::new(RepositoryDirectory::from_repositories(repos)),
+        cache,
+    )
+    .build()?;
+    Processor::builder(bus, enricher, Arc::new(StoreSink::new(store)))
+        .with_config(ProcessorConfig::new(topics))
+        .with_clock(clock)
+        .build()
+}
+
+/// Sends each agent event to every sink (GraphQL subscriptions and the [`StreamBridge`]); a
+/// failing sink is logged and does not keep the event from the others.
+// A fan-out decorator like this belongs next to `AgentEventSink` in openframe-agent.
+#[derive(Debug, Clone)]
+pub struct FanOutSink(pub Vec<Arc<dyn AgentEventSink>>);
+
+#[async_trait]
+impl AgentEventSink for FanOutSink {
+    async fn emit(&self, event: AgentEvent) -> Result<()> {
+        for sink in &self.0 {
+            if let Err(e) = sink.emit(event.clone()).await {
+                tracing::warn!(machine = %event.machine_id, error = %e, "an agent event sink failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bridge publishing agent events and execution results on `bus`.
+pub fn bridge(bus: Arc<dyn EventBus>) -> Arc<StreamBridge> {
+    Arc::new(StreamBridge::new(bus))
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the reference server, in one test binary (each spawns the real
+//! `openframe-server` binary or wires the library in process).
+
+#![allow(dead_code, unreachable_pub)]
+
+mod jobs;
+mod readiness;
+mod serve;
+mod shutdown;
+mod support;
