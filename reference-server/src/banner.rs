@@ -79,6 +79,18 @@ pub fn render(server: &RunningServer) -> String {
                 }
                 let _ = writeln!(
                     out,
+                    "  CLI client:          {} / {}  (client_credentials, ADMIN)",
+                    crate::bootstrap::CLI_CLIENT_ID,
+                    owner.cli_client_secret.expose()
+                );
+                let _ = writeln!(
+                    out,
+                    "  get a token:         curl -s -u {}:<secret> -d grant_type=client_credentials {base}/sas/{}/oauth2/token",
+                    crate::bootstrap::CLI_CLIENT_ID,
+                    report.tenant
+                );
+                let _ = writeln!(
+                    out,
                     "  registration secret: {}",
                     report.registration_secret.expose()
                 );

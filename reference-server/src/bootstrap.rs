@@ -7,6 +7,7 @@ use openframe_agent::enrollment::RegistrationSecrets;
 use openframe_core::{Error, Result, Secret, TenantId};
 use openframe_security::accounts::{AccountService, SignUp};
 use openframe_security::crypto::MasterKey;
+use openframe_security::oauth::{ClientRegistry, ClientType, GrantType, NewClient};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 
@@ -76,7 +77,14 @@ pub struct CreatedOwner {
     pub email: String,
     /// The generated password (`None` when it was configured).
     pub generated_password: Option<Secret>,
+    /// The secret of the [`CLI_CLIENT_ID`] client (`client_credentials`, role ADMIN), for
+    /// scripts and the GraphQL explorer.
+    pub cli_client_secret: Secret,
 }
+
+/// The confidential OAuth client created with the default tenant, so an operator can get an
+/// ADMIN token with `client_credentials` (scripts, curl, GraphiQL) before any UI exists.
+pub const CLI_CLIENT_ID: &str = "openframe-cli";
 
 /// What the bootstrap found or created.
 #[derive(Debug, Clone)]
@@ -94,6 +102,7 @@ pub struct BootstrapReport {
 pub async fn default_tenant(
     config: &BootstrapConfig,
     accounts: &AccountService,
+    clients: &ClientRegistry,
     tenants: &dyn openframe_data::TenantRepository,
     secrets: &RegistrationSecrets,
 ) -> Result<Option<BootstrapReport>> {
@@ -124,6 +133,7 @@ pub async fn default_tenant(
             Ok(done) => Some(CreatedOwner {
                 email: done.owner.email,
                 generated_password: generated,
+                cli_client_secret: cli_client(clients, &tenant).await?,
             }),
             // Another replica created it between our check and our write.
             Err(Error::AlreadyExists { .. }) if tenants.get(&tenant).await?.is_some() => None,
@@ -139,6 +149,28 @@ pub async fn default_tenant(
         created,
         registration_secret,
     }))
+}
+
+/// Registers the [`CLI_CLIENT_ID`] client of a new tenant; returns its secret (shown once).
+async fn cli_client(clients: &ClientRegistry, tenant: &TenantId) -> Result<Secret> {
+    let (_, secret) = clients
+        .register(
+            tenant,
+            NewClient {
+                id: CLI_CLIENT_ID.into(),
+                name: "OpenFrame CLI".into(),
+                client_type: ClientType::Confidential,
+                redirect_uris: vec![],
+                post_logout_redirect_uris: vec![],
+                grant_types: vec![GrantType::ClientCredentials],
+                scopes: vec!["api".into()],
+                roles: vec!["ADMIN".into()],
+                machine_id: None,
+                max_refresh_chain: None,
+            },
+        )
+        .await?;
+    secret.ok_or_else(|| Error::Internal("a confidential client has a secret".into()))
 }
 
 /// Maps a sign-up field to the configuration field that set it.

@@ -103,6 +103,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let report = bootstrap::default_tenant(
         &config.bootstrap,
         &platform.stack.accounts,
+        &platform.stack.clients,
         platform.stack.repos.tenants.as_ref(),
         platform.enrollment.secrets(),
     )

@@ -165,11 +165,42 @@ async fn first_start_serves_health_discovery_and_enrolls_an_agent_with_the_print
     assert!(metrics.contains(r#"route="/sas/{tenant}/.well-known/openid-configuration""#));
     assert!(metrics.contains("openframe_agents_online 0"));
 
+    // The printed CLI client gets an ADMIN token from the tenant's issuer, and it opens GraphQL,
+    // where the enrolled machine is listed.
+    let cli = server
+        .get("CLI client")
+        .expect("the CLI client line")
+        .to_owned();
+    let (cli_id, rest) = cli.split_once(" / ").expect("id / secret");
+    let cli_secret = rest.split_whitespace().next().unwrap().to_owned();
+    let token: serde_json::Value = client
+        .post(format!("{issuer}/oauth2/token"))
+        .basic_auth(cli_id, Some(&cli_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().expect("an access token");
+    let graphql: serde_json::Value = client
+        .post(server.url("/api/graphql"))
+        .bearer_auth(access)
+        .json(&serde_json::json!({"query": "{ devices(first: 5) { filteredCount } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(graphql["data"]["devices"]["filteredCount"], 1, "{graphql}");
+
     // Nothing secret reached the logs.
     let (status, stderr) = server.terminate();
     assert!(status.success(), "{status:?}\n{stderr}");
     assert!(!stderr.contains("ERROR"), "an error was logged:\n{stderr}");
-    for leaked in [password.as_str(), secret.as_str()] {
+    for leaked in [password.as_str(), secret.as_str(), cli_secret.as_str()] {
         assert!(!stderr.contains(leaked), "a secret was logged:\n{stderr}");
     }
 }
