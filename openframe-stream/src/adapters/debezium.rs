@@ -18,10 +18,11 @@
 //! ```
 
 use openframe_core::Timestamp;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::AdapterError;
-use super::fields::{Row, as_i64, from_millis, kind, parse_json};
+use super::fields::{Row, as_i64, from_millis, into_object, kind, parse_json_as};
+use super::slim::SlimEnvelope;
 use crate::model::ToolSource;
 
 /// The change operation.
@@ -38,6 +39,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// The wire code: `c`, `u`, `d` or `r`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Create => "c",
+            Self::Update => "u",
+            Self::Delete => "d",
+            Self::Read => "r",
+        }
+    }
+
     /// Parses `c`, `u`, `d`, `r`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -92,7 +103,9 @@ impl ChangeEvent {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        Self::from_value(tool, parse_json(tool, payload)?)
+        // Only the keys read below are materialized (same acceptance as `parse_json`).
+        let envelope: SlimEnvelope = parse_json_as(tool, payload)?;
+        Self::from_value(tool, envelope.0)
     }
 
     /// Whether `v` looks like an envelope (bare or schema-wrapped) rather than a native row.
@@ -114,21 +127,23 @@ impl ChangeEvent {
                 None => {}
             }
         }
-        let row = Row::new(tool, "envelope", &value)?;
+        let mut obj = into_object(tool, "envelope", value)?;
+        let row = Row::of(tool, "envelope", &obj);
         let op_str = row.req_str("op")?;
         let op = Op::parse(op_str).ok_or_else(|| row.error("op", "must be one of c, u, d, r"))?;
         let ts_ms = row.i64("ts_ms")?;
-        let source = match row.get("source") {
+        let source = match obj.remove("source") {
+            None | Some(Value::Null) => SourceInfo::default(),
             Some(s) => parse_source(tool, s)?,
-            None => SourceInfo::default(),
         };
-        let before = embedded(tool, "before", row.get("before"))?;
-        let after = embedded(tool, "after", row.get("after"))?;
+        // The rows are moved out of the envelope, not cloned.
+        let before = embedded(tool, "before", obj.remove("before"))?;
+        let after = embedded(tool, "after", obj.remove("after"))?;
         match op {
             Op::Create | Op::Read | Op::Update if after.is_none() => {
                 return Err(AdapterError::malformed(
                     tool,
-                    format!("op `{op_str}` without an `after` row"),
+                    format!("op `{}` without an `after` row", op.code()),
                 ));
             }
             Op::Delete if before.is_none() => {
@@ -154,6 +169,15 @@ impl ChangeEvent {
             .as_ref()
             .or(self.before.as_ref())
             .unwrap_or(&Value::Null)
+    }
+
+    /// Moves the row the change is about out of the event (see [`ChangeEvent::row`]), leaving
+    /// `after` and `before` empty; `null` when there is none.
+    pub fn take_row(&mut self) -> Value {
+        self.after
+            .take()
+            .or_else(|| self.before.take())
+            .unwrap_or(Value::Null)
     }
 
     /// The table or collection.
@@ -187,16 +211,12 @@ fn unwrap_schema(v: &Value) -> &Value {
     }
 }
 
-/// `before`/`after`: an object, or a string of JSON (MongoDB connector).
-fn embedded(
-    tool: ToolSource,
-    what: &str,
-    v: Option<&Value>,
-) -> Result<Option<Value>, AdapterError> {
+/// `before`/`after`: an object, or a string of JSON (MongoDB connector); `null` is absent.
+fn embedded(tool: ToolSource, what: &str, v: Option<Value>) -> Result<Option<Value>, AdapterError> {
     match v {
-        None => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(Value::Object(o.clone()))),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(Value::Object(o))),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Object(o)) => Ok(Some(Value::Object(o))),
             Ok(other) => Err(AdapterError::malformed(
                 tool,
@@ -213,16 +233,14 @@ fn embedded(
         },
         Some(other) => Err(AdapterError::malformed(
             tool,
-            format!("`{what}` must be an object, got {}", kind(other)),
+            format!("`{what}` must be an object, got {}", kind(&other)),
         )),
     }
 }
 
-fn parse_source(tool: ToolSource, v: &Value) -> Result<SourceInfo, AdapterError> {
-    let row = Row::new(tool, "source", v)?;
-    let text =
-        |f: &str| -> Result<Option<String>, AdapterError> { Ok(row.str(f)?.map(str::to_owned)) };
-    let obj: &Map<String, Value> = row.object();
+fn parse_source(tool: ToolSource, v: Value) -> Result<SourceInfo, AdapterError> {
+    let mut obj = into_object(tool, "source", v)?;
+    let row = Row::of(tool, "source", &obj);
     let position =
         if let (Some(file), Some(pos)) = (row.str("file")?, obj.get("pos").and_then(as_i64)) {
             match obj.get("row").and_then(as_i64) {
@@ -245,13 +263,23 @@ fn parse_source(tool: ToolSource, v: &Value) -> Result<SourceInfo, AdapterError>
         Some(Value::String(s)) => s == "true" || s == "last" || s == "first",
         _ => false,
     };
+    const TEXT: [&str; 5] = ["connector", "db", "schema", "table", "collection"];
+    // Type-check every text field first (same errors, same order), then move the strings out.
+    for field in TEXT {
+        row.str(field)?;
+    }
+    let ts_ms = row.i64("ts_ms")?;
+    let [connector, db, schema, table, collection] = TEXT.map(|f| match obj.remove(f) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    });
     Ok(SourceInfo {
-        connector: text("connector")?,
-        db: text("db")?,
-        schema: text("schema")?,
-        table: text("table")?,
-        collection: text("collection")?,
-        ts_ms: row.i64("ts_ms")?,
+        connector,
+        db,
+        schema,
+        table,
+        collection,
+        ts_ms,
         snapshot,
         position,
     })

@@ -11,6 +11,14 @@ use crate::model::ToolSource;
 
 /// Parses `payload` as JSON after checking its size. Errors never quote the payload.
 pub fn parse_json(tool: ToolSource, payload: &[u8]) -> Result<Value, AdapterError> {
+    parse_json_as(tool, payload)
+}
+
+/// [`parse_json`] into any type (the size check and the error messages are the same).
+pub(crate) fn parse_json_as<T: serde::de::DeserializeOwned>(
+    tool: ToolSource,
+    payload: &[u8],
+) -> Result<T, AdapterError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(AdapterError::malformed(
             tool,
@@ -55,6 +63,11 @@ impl<'a> Row<'a> {
                 format!("`{what}` must be an object, got {}", kind(other)),
             )),
         }
+    }
+
+    /// A row over `obj` (`what` names it in errors).
+    pub fn of(tool: ToolSource, what: &'static str, obj: &'a Map<String, Value>) -> Self {
+        Self { tool, what, obj }
     }
 
     /// The object.
@@ -174,6 +187,21 @@ impl<'a> Row<'a> {
             }
             other => Some(other.clone()),
         }
+    }
+}
+
+/// `value` as an owned object, or the Malformed error [`Row::new`] gives for it.
+pub fn into_object(
+    tool: ToolSource,
+    what: &'static str,
+    value: Value,
+) -> Result<Map<String, Value>, AdapterError> {
+    match value {
+        Value::Object(obj) => Ok(obj),
+        other => Err(AdapterError::malformed(
+            tool,
+            format!("`{what}` must be an object, got {}", kind(&other)),
+        )),
     }
 }
 

@@ -31,13 +31,18 @@ enum Kind {
 }
 
 impl Kind {
+    /// The kind named by a `message-type` header (ASCII case ignored).
     fn from_message_type(t: &str) -> Option<Self> {
-        match t {
-            "FLEET_MDM_EVENT" | "FLEET_MDM_POLICY_ACTIVITY_EVENT" => Some(Self::Activity),
-            "FLEET_MDM_QUERY_RESULT_EVENT" => Some(Self::QueryResult),
-            "FLEET_MDM_POLICY_MEMBERSHIP_EVENT" => Some(Self::PolicyMembership),
-            _ => None,
-        }
+        const KINDS: [(&str, Kind); 4] = [
+            ("FLEET_MDM_EVENT", Kind::Activity),
+            ("FLEET_MDM_POLICY_ACTIVITY_EVENT", Kind::Activity),
+            ("FLEET_MDM_QUERY_RESULT_EVENT", Kind::QueryResult),
+            ("FLEET_MDM_POLICY_MEMBERSHIP_EVENT", Kind::PolicyMembership),
+        ];
+        KINDS
+            .iter()
+            .find(|(name, _)| t.eq_ignore_ascii_case(name))
+            .map(|(_, kind)| *kind)
     }
 
     fn from_topic(record: &RawRecord) -> Option<Self> {
@@ -81,8 +86,8 @@ impl SourceAdapter for FleetDmAdapter {
     }
 
     fn accepts(&self, record: &RawRecord) -> bool {
-        match record.message_type() {
-            Some(t) => Kind::from_message_type(&t).is_some(),
+        match record.message_type_str() {
+            Some(t) => Kind::from_message_type(t).is_some(),
             None => Kind::from_topic(record).is_some(),
         }
     }
@@ -94,8 +99,8 @@ impl SourceAdapter for FleetDmAdapter {
         let value = parse_json(TOOL, &record.payload)?;
         let (change, row_value) = if ChangeEvent::is_envelope(&value) {
             match ChangeEvent::from_value(TOOL, value)? {
-                Some(c) if c.op != Op::Delete => {
-                    let row = c.row().clone();
+                Some(mut c) if c.op != Op::Delete => {
+                    let row = c.take_row();
                     (Some(c), row)
                 }
                 _ => return Ok(Vec::new()),
@@ -104,8 +109,8 @@ impl SourceAdapter for FleetDmAdapter {
             (None, value)
         };
         let kind = record
-            .message_type()
-            .and_then(|t| Kind::from_message_type(&t))
+            .message_type_str()
+            .and_then(Kind::from_message_type)
             .or_else(|| Kind::from_topic(record))
             .or_else(|| {
                 change
@@ -198,7 +203,7 @@ impl Ctx<'_> {
         )
         .with_tool_agent_id(host)
         .with_user(user)
-        .with_summary(summary)
+        .with_summary_string(summary)
         .with_details(json!({ "activityId": pk, "teamId": team_id, "details": details }))
         .with_source_position(self.position()))
     }
@@ -242,7 +247,7 @@ impl Ctx<'_> {
             Some(outcome),
         )
         .with_tool_agent_id(Some(host_id))
-        .with_summary(summary)
+        .with_summary_string(summary)
         .with_details(json!({
             "queryId": query_id,
             "error": error,
@@ -278,7 +283,7 @@ impl Ctx<'_> {
             outcome,
         )
         .with_tool_agent_id(Some(host_id.clone()))
-        .with_summary(format!("Host {host_id} {verb} policy {policy_id}"))
+        .with_summary_string(format!("Host {host_id} {verb} policy {policy_id}"))
         .with_details(json!({
             "policyId": policy_id,
             "passes": passes,

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::debezium::parse_log_change;
-use super::fields::{Row, first_time};
+use super::fields::{Row, first_time, into_object};
 use super::{AdapterError, RawRecord, SourceAdapter};
 use crate::model::{ToolSource, UnifiedEvent};
 
@@ -30,17 +30,18 @@ impl SourceAdapter for MeshCentralAdapter {
     }
 
     fn accepts(&self, record: &RawRecord) -> bool {
-        match record.message_type() {
-            Some(t) => t == MESSAGE_TYPE,
-            None => record.topic_is(TOPIC),
-        }
+        record
+            .message_type_is(MESSAGE_TYPE)
+            .unwrap_or_else(|| record.topic_is(TOPIC))
     }
 
     fn adapt(&self, record: &RawRecord) -> Result<Vec<UnifiedEvent>, AdapterError> {
-        let Some(change) = parse_log_change(TOOL, &record.payload)? else {
+        let Some(mut change) = parse_log_change(TOOL, &record.payload)? else {
             return Ok(Vec::new());
         };
-        let row = Row::new(TOOL, "after", change.row())?;
+        // The row is moved out of the change: it becomes the details without a copy.
+        let mut details = into_object(TOOL, "after", change.take_row())?;
+        let row = Row::of(TOOL, "after", &details);
         let source_type = source_type(&row)?;
         let pk = row.req_id("_id")?;
         let table = change.table().unwrap_or("events");
@@ -52,10 +53,7 @@ impl SourceAdapter for MeshCentralAdapter {
             Some(u) => Some(u),
             None => row.str("userid")?,
         };
-        let summary = row.str("msg")?.unwrap_or(&source_type).to_owned();
-        let mut details = row.object().clone();
-        details.remove("_id");
-        details.remove("ids");
+        let summary = row.str("msg")?.unwrap_or(&source_type);
         let event = UnifiedEvent::new(
             &self.table,
             UnifiedEvent::id_for(TOOL, table, &pk, None),
@@ -67,9 +65,10 @@ impl SourceAdapter for MeshCentralAdapter {
         .with_tool_agent_id(row.str("nodeid")?)
         .with_user(user)
         .with_summary(summary)
-        .with_details(Value::Object(details))
-        .with_source_position(change.source.position.clone().or(record.position.clone()));
-        Ok(vec![event])
+        .with_source_position(change.source.position.take().or(record.position.clone()));
+        details.remove("_id");
+        details.remove("ids");
+        Ok(vec![event.with_details(Value::Object(details))])
     }
 }
 

@@ -50,6 +50,7 @@ pub mod fleetdm;
 pub mod meshcentral;
 pub mod openframe_agent;
 pub mod openframe_events;
+mod slim;
 pub mod tacticalrmm;
 
 use std::collections::BTreeMap;
@@ -123,8 +124,20 @@ impl RawRecord {
 
     /// The [`MESSAGE_TYPE_HEADER`], upper-cased.
     pub fn message_type(&self) -> Option<String> {
-        self.header(MESSAGE_TYPE_HEADER)
-            .map(|v| v.trim().to_ascii_uppercase())
+        self.message_type_str().map(str::to_ascii_uppercase)
+    }
+
+    /// The [`MESSAGE_TYPE_HEADER`], trimmed but in its original case (no allocation); compare
+    /// it with [`str::eq_ignore_ascii_case`] or [`RawRecord::message_type_is`].
+    pub fn message_type_str(&self) -> Option<&str> {
+        self.header(MESSAGE_TYPE_HEADER).map(str::trim)
+    }
+
+    /// `Some(true)` when the [`MESSAGE_TYPE_HEADER`] equals `expected` ignoring ASCII case,
+    /// `Some(false)` when it differs, `None` without the header.
+    pub fn message_type_is(&self, expected: &str) -> Option<bool> {
+        self.message_type_str()
+            .map(|t| t.eq_ignore_ascii_case(expected))
     }
 
     /// Whether the topic's last dot- or slash-separated segments end with `suffix`

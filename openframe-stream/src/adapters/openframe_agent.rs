@@ -38,6 +38,17 @@ enum Kind {
 }
 
 impl Kind {
+    /// The kind named by a `message-type` header (ASCII case ignored).
+    fn from_message_type(t: &str) -> Option<Self> {
+        if t.eq_ignore_ascii_case("COMMAND_EXECUTED") {
+            Some(Self::Command)
+        } else if t.eq_ignore_ascii_case("SCRIPT_EXECUTED") {
+            Some(Self::Script)
+        } else {
+            None
+        }
+    }
+
     fn source_type(self) -> &'static str {
         match self {
             Self::Command => "command_result",
@@ -68,8 +79,8 @@ impl SourceAdapter for OpenframeAgentAdapter {
     }
 
     fn accepts(&self, record: &RawRecord) -> bool {
-        match record.message_type() {
-            Some(t) => t == "COMMAND_EXECUTED" || t == "SCRIPT_EXECUTED",
+        match record.message_type_str() {
+            Some(t) => Kind::from_message_type(t).is_some(),
             None => parse_subject(&record.topic).is_some() || record.topic_is(TOPIC),
         }
     }
@@ -80,12 +91,13 @@ impl SourceAdapter for OpenframeAgentAdapter {
         let execution_id = row.req_str("execution_id")?;
         let script_id = row.str("script_id")?.filter(|s| !s.is_empty());
         let subject = parse_subject(&record.topic);
-        let kind = match (subject, record.message_type().as_deref()) {
-            (Some((_, k)), _) => k,
-            (None, Some("SCRIPT_EXECUTED")) => Kind::Script,
-            (None, Some("COMMAND_EXECUTED")) => Kind::Command,
-            _ if script_id.is_some() => Kind::Script,
-            _ => Kind::Command,
+        let kind = match subject {
+            Some((_, k)) => k,
+            None => match record.message_type_str().and_then(Kind::from_message_type) {
+                Some(k) => k,
+                None if script_id.is_some() => Kind::Script,
+                None => Kind::Command,
+            },
         };
         let machine_raw = match subject {
             Some((m, _)) => m,
@@ -147,7 +159,7 @@ impl SourceAdapter for OpenframeAgentAdapter {
         .with_tenant(tenant)
         .with_tool_agent_id(Some(machine.as_str()))
         .with_machine(Some(machine.clone()))
-        .with_summary(summary)
+        .with_summary_string(summary)
         .with_details(json!({
             "executionId": execution_id,
             "scriptId": script_id,
@@ -157,10 +169,15 @@ impl SourceAdapter for OpenframeAgentAdapter {
             "error": error,
             "stdout": truncate_chars(stdout, MAX_OUTPUT_CHARS),
             "stderr": truncate_chars(stderr, MAX_OUTPUT_CHARS),
-            "stdoutTruncated": stdout.chars().count() > MAX_OUTPUT_CHARS,
-            "stderrTruncated": stderr.chars().count() > MAX_OUTPUT_CHARS,
+            "stdoutTruncated": longer_than(stdout, MAX_OUTPUT_CHARS),
+            "stderrTruncated": longer_than(stderr, MAX_OUTPUT_CHARS),
         }))
         .with_source_position(record.position.clone());
         Ok(vec![event])
     }
+}
+
+/// Whether `s` has more than `max` characters (counted only when its bytes could be more).
+fn longer_than(s: &str, max: usize) -> bool {
+    s.len() > max && s.chars().count() > max
 }

@@ -27,10 +27,9 @@ impl SourceAdapter for OpenframeEventsAdapter {
     }
 
     fn accepts(&self, record: &RawRecord) -> bool {
-        match record.message_type() {
-            Some(t) => t == MESSAGE_TYPE,
-            None => record.topic_is(TOPIC),
-        }
+        record
+            .message_type_is(MESSAGE_TYPE)
+            .unwrap_or_else(|| record.topic_is(TOPIC))
     }
 
     fn adapt(&self, record: &RawRecord) -> Result<Vec<UnifiedEvent>, AdapterError> {
@@ -68,7 +67,7 @@ impl SourceAdapter for OpenframeEventsAdapter {
         .with_tenant(Some(tenant))
         .with_tool_agent_id(Some(machine.as_str()))
         .with_machine(Some(machine.clone()))
-        .with_summary(summary)
+        .with_summary_string(summary)
         .with_details(json!({
             "previousStatus": row.str("previousStatus")?,
             "status": row.str("status")?,

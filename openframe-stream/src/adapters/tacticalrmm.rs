@@ -32,8 +32,11 @@ impl SourceAdapter for TacticalRmmAdapter {
     }
 
     fn accepts(&self, record: &RawRecord) -> bool {
-        match record.message_type() {
-            Some(t) => t.starts_with(MESSAGE_TYPE_PREFIX),
+        match record.message_type_str() {
+            Some(t) => t
+                .as_bytes()
+                .get(..MESSAGE_TYPE_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(MESSAGE_TYPE_PREFIX.as_bytes())),
             None => record
                 .topic
                 .split(['.', '/'])
@@ -190,7 +193,7 @@ impl Ctx<'_> {
             .event(&format!("agent_history.{kind}"), &pk, None, at, outcome)
             .with_tool_agent_id(row.id("agent_id")?)
             .with_user(row.str("username")?)
-            .with_summary(summary)
+            .with_summary_string(summary)
             .with_details(json!({
                 "command": command,
                 "scriptId": row.id("script_id")?,
@@ -221,7 +224,7 @@ impl Ctx<'_> {
             .event(&format!("audit.{action}"), &pk, None, at, None)
             .with_tool_agent_id(row.id("agent_id")?)
             .with_user(username)
-            .with_summary(summary)
+            .with_summary_string(summary)
             .with_details(json!({
                 "action": action,
                 "objectType": object_type,

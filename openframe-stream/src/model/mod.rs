@@ -211,7 +211,12 @@ impl UnifiedEvent {
         primary_key: &str,
         extra: Option<&str>,
     ) -> Uuid {
-        let mut name = String::with_capacity(64 + source_table.len() + primary_key.len());
+        use sha1::{Digest, Sha1};
+        // UUIDv5 is SHA-1 over the namespace and the name, streamed here without building the
+        // name (`Uuid::new_v5` gives the same id; see the tests).
+        let mut hasher = Sha1::new();
+        hasher.update(EVENT_ID_NAMESPACE.as_bytes());
+        let mut digits = [0u8; 20];
         for part in [
             Some(tool.as_str()),
             Some(source_table),
@@ -221,11 +226,14 @@ impl UnifiedEvent {
         .into_iter()
         .flatten()
         {
-            name.push_str(&part.len().to_string());
-            name.push(':');
-            name.push_str(part);
+            hasher.update(decimal(&mut digits, part.len()));
+            hasher.update(b":");
+            hasher.update(part.as_bytes());
         }
-        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+        let digest = hasher.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_sha1_bytes(bytes).into_uuid()
     }
 
     /// A new event of `source_type`, classified through `table`; severity follows `outcome`.
@@ -271,6 +279,12 @@ impl UnifiedEvent {
         self
     }
 
+    /// [`UnifiedEvent::with_summary`] keeping the allocation of `summary` when it is short.
+    pub(crate) fn with_summary_string(mut self, summary: String) -> Self {
+        self.summary = truncate_owned(summary, MAX_SUMMARY_CHARS);
+        self
+    }
+
     /// Sets the details, bounded to [`MAX_DETAILS_BYTES`] (see [`bound_details`]).
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = bound_details(details);
@@ -288,7 +302,7 @@ impl UnifiedEvent {
         self.user = user
             .map(Into::into)
             .filter(|s: &String| !s.trim().is_empty())
-            .map(|s| truncate_chars(&s, 256));
+            .map(|s| truncate_owned(s, 256));
         self
     }
 
@@ -339,8 +353,36 @@ mod uuid_string {
     }
 }
 
+/// `n` in decimal, written into `digits`.
+fn decimal(digits: &mut [u8; 20], mut n: usize) -> &[u8] {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &digits[i..]
+}
+
+/// `s` if it has at most `max` characters, else `s` cut (see [`truncate_chars`]); reuses the
+/// allocation when nothing is cut.
+fn truncate_owned(s: String, max: usize) -> String {
+    if s.len() <= max {
+        s
+    } else {
+        truncate_chars(&s, max)
+    }
+}
+
 /// Cuts `s` to at most `max` characters, appending `…` when cut.
 pub fn truncate_chars(s: &str, max: usize) -> String {
+    // A string of at most `max` bytes has at most `max` characters.
+    if s.len() <= max {
+        return s.to_owned();
+    }
     match s.char_indices().nth(max) {
         None => s.to_owned(),
         Some(_) => {
@@ -355,6 +397,10 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 /// 2048 characters; if still too large, the value is replaced by
 /// `{"truncated": true, "originalBytes": n}`.
 pub fn bound_details(details: Value) -> Value {
+    // Most details are small: a cheap upper bound avoids serializing them at all.
+    if serialized_len_upper_bound(&details) <= MAX_DETAILS_BYTES {
+        return details;
+    }
     let size = serialized_len(&details);
     if size <= MAX_DETAILS_BYTES {
         return details;
@@ -366,8 +412,43 @@ pub fn bound_details(details: Value) -> Value {
     serde_json::json!({ "truncated": true, "originalBytes": size })
 }
 
+/// The exact serialized length, counted without building the bytes.
 fn serialized_len(value: &Value) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// An upper bound of the serialized length: every string byte escaped as `\uXXXX`, every
+/// number at its longest.
+fn serialized_len_upper_bound(value: &Value) -> usize {
+    fn string(s: &str) -> usize {
+        s.len().saturating_mul(6).saturating_add(2)
+    }
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => string(s),
+        Value::Array(items) => items.iter().fold(2 + items.len(), |acc, v| {
+            acc.saturating_add(serialized_len_upper_bound(v))
+        }),
+        Value::Object(map) => map.iter().fold(2 + 2 * map.len(), |acc, (k, v)| {
+            acc.saturating_add(string(k))
+                .saturating_add(serialized_len_upper_bound(v))
+        }),
+    }
 }
 
 fn shorten_strings(value: Value) -> Value {
@@ -386,6 +467,66 @@ fn shorten_strings(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The original construction: the length-prefixed name hashed by `Uuid::new_v5`.
+    fn reference_id(parts: &[&str]) -> Uuid {
+        let mut name = String::new();
+        for part in parts {
+            name.push_str(&part.len().to_string());
+            name.push(':');
+            name.push_str(part);
+        }
+        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+    }
+
+    #[test]
+    fn ids_match_uuid_v5_of_the_length_prefixed_name() {
+        let long = "k".repeat(1234);
+        let cases: [(&str, &str, Option<&str>); 5] = [
+            ("activities", "7", None),
+            ("events", "65f1c2a9e4b0a1d2c3f40001", Some("x")),
+            ("", "", Some("")),
+            ("alerts_alert", long.as_str(), Some("raised")),
+            ("tbl", "é:ü", None),
+        ];
+        for tool in ToolSource::ALL {
+            for (table, pk, extra) in cases {
+                let mut parts = vec![tool.as_str(), table, pk];
+                parts.extend(extra);
+                let id = UnifiedEvent::id_for(tool, table, pk, extra);
+                assert_eq!(id, reference_id(&parts), "{tool} {table} {extra:?}");
+                assert_eq!(id.get_version_num(), 5);
+            }
+        }
+        assert_eq!(decimal(&mut [0; 20], 0), b"0");
+        assert_eq!(
+            decimal(&mut [0; 20], usize::MAX),
+            usize::MAX.to_string().as_bytes()
+        );
+    }
+
+    #[test]
+    fn truncation_fast_paths_agree_with_counting() {
+        for (s, max) in [
+            ("", 0),
+            ("ab", 2),
+            ("abc", 2),
+            ("éé", 2),
+            ("ééé", 2),
+            ("éé", 3),
+            ("x", 0),
+        ] {
+            let want = if s.chars().count() <= max {
+                s.to_owned()
+            } else {
+                let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+                out.push('…');
+                out
+            };
+            assert_eq!(truncate_chars(s, max), want, "{s:?} {max}");
+            assert_eq!(truncate_owned(s.to_owned(), max), want, "{s:?} {max}");
+        }
+    }
 
     #[test]
     fn ids_are_stable_and_unambiguous() {
@@ -414,6 +555,9 @@ mod tests {
         let bounded = bound_details(big);
         assert_eq!(bounded["code"], 1);
         assert!(serialized_len(&bounded) <= MAX_DETAILS_BYTES);
+        let small = serde_json::json!({ "a": [1, 2.5e300, null, true], "é\n": "\u{1}\"" });
+        assert!(serialized_len_upper_bound(&small) >= serialized_len(&small));
+        assert_eq!(bound_details(small.clone()), small);
         let many: Vec<String> = (0..100).map(|_| "y".repeat(3000)).collect();
         let bounded = bound_details(serde_json::json!(many));
         assert_eq!(bounded["truncated"], true);
