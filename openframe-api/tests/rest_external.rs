@@ -573,3 +573,35 @@ async fn events_page_newest_first_and_stay_in_their_tenant() {
     let (status, code) = error_code(p.get_key("/api/v1/events", &devices_only).await).await;
     assert_eq!((status, code.as_str()), (403, "INSUFFICIENT_SCOPE"));
 }
+
+#[tokio::test]
+async fn usage_is_counted_in_batches_and_written_on_flush() {
+    let p = Platform::start().await;
+    let acme = p.tenant("acme").await;
+    let key = p.api_key(&acme, &["devices:read"]).await;
+    let id = openframe_core::ApiKeyId::parse(key.split_once('.').unwrap().0).unwrap();
+    for _ in 0..5 {
+        assert_eq!(p.get_key("/api/v1/devices", &key).await.status(), 200);
+    }
+    let r = p.get_key("/api/v1/devices?limit=0", &key).await;
+    assert_eq!(r.status(), 400);
+    let r = p.get_key("/api/v1/tools", &key).await;
+    assert_eq!(r.status(), 403, "missing scope: counted as failed");
+
+    let stored = |p: &Platform| {
+        let (repo, t, id) = (p.stack.repos.api_keys.clone(), acme.id.clone(), id.clone());
+        async move { repo.get(&t, &id).await.unwrap().unwrap() }
+    };
+    // The gateway shares the key service's recorder: a flush writes everything so far (one
+    // write for the key; the background flusher may have written it already).
+    let flushed = p.stack.api_keys.usage_recorder().flush().await;
+    assert!(flushed.written <= 1, "{flushed:?}");
+    assert_eq!(p.stack.api_keys.usage_recorder().pending_keys(), 0);
+    let k = stored(&p).await;
+    assert_eq!((k.total_requests, k.failed_requests), (7, 2));
+    assert_eq!(k.last_used_at, Some(openframe_core::Clock::now(&*p.clock)));
+
+    // Nothing pending: a second flush writes nothing and changes nothing.
+    assert_eq!(p.stack.api_keys.usage_recorder().flush().await.written, 0);
+    assert_eq!(stored(&p).await, k);
+}

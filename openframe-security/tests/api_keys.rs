@@ -1,8 +1,9 @@
 //! API keys on the in-memory and SQLite stores: format, authentication, uniform refusals,
-//! no secret at rest, regeneration, revocation and tenant isolation.
+//! no secret at rest, regeneration, revocation and tenant isolation; batched usage recording.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use openframe_core::{
@@ -13,8 +14,10 @@ use openframe_data::entity::Entity;
 use openframe_data::memory::InMemoryDocumentStore;
 use openframe_data::sqlite::SqliteDocumentStore;
 use openframe_data::store::{DocumentStore, Filter, FindQuery, Partition, SortKey, StoredDoc};
-use openframe_data::{ApiKeyFilter, ApiKeyRepository, ApiKeySort, Repositories};
-use openframe_security::api_keys::{API_KEY_LEN, ApiKeyCredential, ApiKeyService, CreatedApiKey};
+use openframe_data::{ApiKeyFilter, ApiKeyRepository, ApiKeySort, Repositories, UsageDelta};
+use openframe_security::api_keys::{
+    API_KEY_LEN, ApiKeyCredential, ApiKeyService, CreatedApiKey, FlushReport, UsageRecorder,
+};
 use sha2::Digest;
 
 const HMAC_KEY: [u8; 32] = [0x5a; 32];
@@ -538,6 +541,286 @@ async fn concurrent_authentication_and_usage(f: Fixture) {
     assert_eq!((stored.total_requests, stored.failed_requests), (20, 5));
 }
 
+/// A repository decorator that counts `add_usage` calls and can fail the next few with a
+/// transient error; everything else goes to the real repository.
+#[derive(Debug)]
+struct CountingRepo {
+    inner: Arc<dyn ApiKeyRepository>,
+    add_usage_calls: AtomicUsize,
+    fail_next: AtomicUsize,
+}
+
+impl CountingRepo {
+    fn new(inner: Arc<dyn ApiKeyRepository>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            add_usage_calls: AtomicUsize::new(0),
+            fail_next: AtomicUsize::new(0),
+        })
+    }
+
+    fn writes(&self) -> usize {
+        self.add_usage_calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl ApiKeyRepository for CountingRepo {
+    async fn insert(&self, tenant: &TenantId, key: ApiKey) -> openframe_core::Result<ApiKey> {
+        self.inner.insert(tenant, key).await
+    }
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+    ) -> openframe_core::Result<Option<ApiKey>> {
+        self.inner.get(tenant, id).await
+    }
+    async fn update(&self, tenant: &TenantId, key: ApiKey) -> openframe_core::Result<ApiKey> {
+        self.inner.update(tenant, key).await
+    }
+    async fn add_usage(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        delta: &UsageDelta,
+    ) -> openframe_core::Result<ApiKey> {
+        self.add_usage_calls.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(Error::Unavailable {
+                reason: "injected outage".into(),
+            });
+        }
+        self.inner.add_usage(tenant, id, delta).await
+    }
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> openframe_core::Result<()> {
+        self.inner.delete(tenant, id).await
+    }
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &ApiKeyFilter,
+        sort: openframe_core::SortSpec<ApiKeySort>,
+        page: &PageRequest,
+    ) -> openframe_core::Result<openframe_core::Page<ApiKey>> {
+        self.inner.list(tenant, filter, sort, page).await
+    }
+    async fn count(&self, tenant: &TenantId, filter: &ApiKeyFilter) -> openframe_core::Result<u64> {
+        self.inner.count(tenant, filter).await
+    }
+}
+
+/// `(total, failed, last_used_at)` of a stored key.
+async fn usage_of(
+    repo: &dyn ApiKeyRepository,
+    t: &TenantId,
+    id: &ApiKeyId,
+) -> (u64, u64, Option<openframe_core::Timestamp>) {
+    let k = repo.get(t, id).await.expect("get").expect("exists");
+    (k.total_requests, k.failed_requests, k.last_used_at)
+}
+
+async fn recorder_writes_one_delta_per_key_per_flush(f: Fixture) {
+    let (a, b) = (tenant("acme"), tenant("beta"));
+    let (ka, kb) = (
+        f.create(&a, &[]).await.key.id,
+        f.create(&b, &[]).await.key.id,
+    );
+    let counting = CountingRepo::new(f.repo.clone());
+    let recorder = UsageRecorder::with_interval(counting.clone(), Duration::ZERO);
+    let base = f.clock.now();
+    // 4 concurrent recorders (clones), 250 requests each on each key; every 5th fails.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (recorder, a, b, ka, kb) = (
+                recorder.clone(),
+                a.clone(),
+                b.clone(),
+                ka.clone(),
+                kb.clone(),
+            );
+            tokio::spawn(async move {
+                for j in 0..250 {
+                    let at = base + chrono::Duration::seconds(j);
+                    recorder.record(&a, &ka, j % 5 == 0, at);
+                    recorder.record(&b, &kb, j % 5 == 4, at);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(counting.writes(), 0, "recording does not write");
+    assert_eq!(recorder.pending_keys(), 2);
+    assert_eq!(usage_of(&*f.repo, &a, &ka).await, (0, 0, None));
+
+    let report = recorder.flush().await;
+    assert_eq!(
+        report,
+        FlushReport {
+            written: 2,
+            requeued: 0,
+            dropped: 0
+        }
+    );
+    assert_eq!(counting.writes(), 2, "one write per key per flush");
+    let at = |s: i64| Some(base + chrono::Duration::seconds(s));
+    // Key A's last success is at 249; key B's 249th request failed, so its last use is 248.
+    assert_eq!(usage_of(&*f.repo, &a, &ka).await, (1000, 200, at(249)));
+    assert_eq!(usage_of(&*f.repo, &b, &kb).await, (1000, 200, at(248)));
+
+    assert_eq!(recorder.flush().await, FlushReport::default());
+    assert_eq!(counting.writes(), 2, "nothing pending, nothing written");
+    recorder.record(&a, &ka, false, base);
+    recorder.flush().await;
+    assert_eq!(counting.writes(), 3);
+    assert_eq!(
+        usage_of(&*f.repo, &a, &ka).await,
+        (1001, 200, at(249)),
+        "an older use does not move last_used_at back"
+    );
+}
+
+async fn recorder_keeps_usage_on_transient_errors(f: Fixture) {
+    let t = tenant("acme");
+    let id = f.create(&t, &[]).await.key.id;
+    let counting = CountingRepo::new(f.repo.clone());
+    let recorder = UsageRecorder::with_interval(counting.clone(), Duration::ZERO);
+    let now = f.clock.now();
+    for i in 0..3 {
+        recorder.record(&t, &id, i == 0, now);
+    }
+    counting.fail_next.store(1, Ordering::SeqCst);
+    let report = recorder.flush().await;
+    assert_eq!(
+        report,
+        FlushReport {
+            written: 0,
+            requeued: 1,
+            dropped: 0
+        }
+    );
+    assert_eq!(usage_of(&*f.repo, &t, &id).await, (0, 0, None));
+    assert_eq!(recorder.pending_keys(), 1, "put back for the next flush");
+    f.clock.advance(Duration::from_secs(5));
+    recorder.record(&t, &id, false, f.clock.now());
+    recorder.record(&t, &id, true, f.clock.now());
+    let report = recorder.flush().await;
+    assert_eq!(report.written, 1);
+    assert_eq!(counting.writes(), 2);
+    assert_eq!(
+        usage_of(&*f.repo, &t, &id).await,
+        (5, 2, Some(f.clock.now())),
+        "nothing lost across the outage"
+    );
+}
+
+async fn recorder_drops_usage_of_deleted_and_foreign_keys(f: Fixture) {
+    let (a, b) = (tenant("acme"), tenant("beta"));
+    let (ka, gone) = (
+        f.create(&a, &[]).await.key.id,
+        f.create(&a, &[]).await.key.id,
+    );
+    let recorder = UsageRecorder::with_interval(f.repo.clone(), Duration::ZERO);
+    let now = f.clock.now();
+    recorder.record(&a, &ka, false, now);
+    recorder.record(&a, &gone, false, now);
+    // Tenant B naming A's key: NotFound in B, so dropped; A's key is untouched by it.
+    recorder.record(&b, &ka, false, now);
+    f.service.revoke(&a, &gone).await.expect("revoke");
+    let report = recorder.flush().await;
+    assert_eq!(
+        report,
+        FlushReport {
+            written: 1,
+            requeued: 0,
+            dropped: 2
+        }
+    );
+    assert_eq!(recorder.pending_keys(), 0);
+    assert_eq!(usage_of(&*f.repo, &a, &ka).await, (1, 0, Some(now)));
+    assert_eq!(f.repo.get(&b, &ka).await.expect("get"), None);
+}
+
+async fn recorder_flushes_in_the_background(f: Fixture) {
+    let t = tenant("acme");
+    let id = f.create(&t, &[]).await.key.id;
+    let recorder = UsageRecorder::with_interval(f.repo.clone(), Duration::from_millis(20));
+    for _ in 0..10 {
+        recorder.record(&t, &id, false, f.clock.now());
+    }
+    let repo = f.repo.clone();
+    // Waits for the background task (real time: the flusher's timer, not an expiry).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while usage_of(&*repo, &t, &id).await.0 < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the background task flushed");
+    assert_eq!(
+        usage_of(&*f.repo, &t, &id).await,
+        (10, 0, Some(f.clock.now()))
+    );
+    assert_eq!(recorder.pending_keys(), 0);
+}
+
+async fn service_recorder_counts_authenticated_use(f: Fixture) {
+    let t = tenant("acme");
+    let key = f.create(&t, &[]).await;
+    let recorder = f.service.usage_recorder().clone();
+    for i in 0..7 {
+        let auth = f
+            .service
+            .authenticate(key.secret.expose())
+            .await
+            .expect("auth");
+        recorder.record(&auth.tenant, &auth.key.id, i == 6, f.clock.now());
+    }
+    f.service.usage_recorder().flush().await;
+    assert_eq!(
+        usage_of(&*f.repo, &t, &key.key.id).await,
+        (7, 1, Some(f.clock.now()))
+    );
+}
+
+/// Built and fed outside any runtime (no background task yet), flushed inside one.
+#[test]
+fn recorder_works_outside_a_runtime() {
+    let repos = Repositories::new(Arc::new(InMemoryDocumentStore::new()));
+    let recorder = UsageRecorder::new(repos.api_keys.clone());
+    let t = tenant("acme");
+    let key = ApiKey::new(
+        "ci",
+        UserId::generate(),
+        vec![],
+        ManualClock::default().now(),
+    );
+    recorder.record(&t, &key.id, false, key.created_at);
+    recorder.record(&t, &key.id, true, key.created_at);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        repos
+            .api_keys
+            .insert(&t, key.clone())
+            .await
+            .expect("insert");
+        assert_eq!(recorder.flush().await.written, 1);
+        assert_eq!(
+            usage_of(&*repos.api_keys, &t, &key.id).await,
+            (2, 1, Some(key.created_at))
+        );
+    });
+}
+
 macro_rules! on_every_store {
     ($($check:ident),+ $(,)?) => {
         mod memory {
@@ -569,4 +852,9 @@ on_every_store!(
     tenants_are_isolated,
     invalid_input_is_rejected_and_stores_nothing,
     concurrent_authentication_and_usage,
+    recorder_writes_one_delta_per_key_per_flush,
+    recorder_keeps_usage_on_transient_errors,
+    recorder_drops_usage_of_deleted_and_foreign_keys,
+    recorder_flushes_in_the_background,
+    service_recorder_counts_authenticated_use,
 );

@@ -300,8 +300,8 @@ async fn run() {
     for (name, target) in endpoints {
         rows.push((name.to_owned(), load(&client, &target).await));
     }
-    // The same page on a restart with usage recording off: what the per-request usage write
-    // of the external API costs.
+    // The same page on a restart with usage recording off: what recording API key usage (in
+    // memory, flushed in batches) costs.
     server.shutdown().await;
     let (server, _) = start(dir.path(), &client, false).await;
     let rest = Target {

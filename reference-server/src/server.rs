@@ -197,6 +197,9 @@ impl RunningServer {
             tracing::warn!("the event processor did not stop in time; aborted");
             processor.abort();
         }
+        // API key usage counted in memory since the last background flush.
+        let usage = platform.stack.api_keys.usage_recorder().flush().await;
+        tracing::debug!(keys = usage.written, "api key usage flushed");
         // Dropping the last handles closes the store (SQLite checkpoints its WAL on close).
         drop(platform);
         tracing::info!("stopped");

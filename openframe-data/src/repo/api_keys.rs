@@ -33,14 +33,31 @@ pub trait ApiKeyRepository: Send + Sync + std::fmt::Debug + 'static {
     async fn get(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKey>>;
     /// Writes `key` if its version is current.
     async fn update(&self, tenant: &TenantId, key: ApiKey) -> Result<ApiKey>;
-    /// Adds usage: one request, failed or not, at `at`. Never loses a concurrent increment.
+    /// Adds an aggregated usage delta in one conditional write: the counters grow by
+    /// `delta.requests` and `delta.failed`, and `last_used_at` moves to `delta.last_used_at`
+    /// only if that is later (never backwards). Never loses a concurrent increment.
+    ///
+    /// An empty delta writes nothing and returns the key as stored. `InvalidInput` if
+    /// `delta.failed > delta.requests`; `NotFound` if `tenant` has no such key (nothing is
+    /// written).
+    async fn add_usage(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        delta: &UsageDelta,
+    ) -> Result<ApiKey>;
+    /// Adds usage: one request, failed or not, at `at` (stamped as the last use only on
+    /// success). One conditional write, see [`add_usage`](Self::add_usage).
     async fn record_usage(
         &self,
         tenant: &TenantId,
         id: &ApiKeyId,
         failed: bool,
         at: Timestamp,
-    ) -> Result<ApiKey>;
+    ) -> Result<ApiKey> {
+        self.add_usage(tenant, id, &UsageDelta::one(failed, at))
+            .await
+    }
     /// Deletes the key; `NotFound` if absent.
     async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<()>;
     /// A page of keys.
@@ -53,6 +70,70 @@ pub trait ApiKeyRepository: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Page<ApiKey>>;
     /// How many match.
     async fn count(&self, tenant: &TenantId, filter: &ApiKeyFilter) -> Result<u64>;
+}
+
+/// Usage of one key aggregated over many requests, applied by [`ApiKeyRepository::add_usage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// Requests made (failed ones included).
+    pub requests: u64,
+    /// Of those, requests that failed; at most `requests`.
+    pub failed: u64,
+    /// The latest successful use among them, if any.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl UsageDelta {
+    /// One request at `at`; a successful one is also the last use.
+    pub fn one(failed: bool, at: Timestamp) -> Self {
+        Self {
+            requests: 1,
+            failed: u64::from(failed),
+            last_used_at: (!failed).then_some(at),
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.failed == 0 && self.last_used_at.is_none()
+    }
+
+    /// Adds `other` into this delta (counters add, the later last use wins).
+    pub fn merge(&mut self, other: &UsageDelta) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.last_used_at = later(self.last_used_at, other.last_used_at);
+    }
+
+    /// `InvalidInput` if more requests failed than were made.
+    pub fn validate(&self) -> Result<()> {
+        if self.failed > self.requests {
+            return Err(openframe_core::Error::invalid(
+                "failed",
+                "cannot exceed the number of requests",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies the delta to `key`; whether anything changed.
+    fn apply_to(&self, key: &mut ApiKey) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        key.total_requests = key.total_requests.saturating_add(self.requests);
+        key.failed_requests = key.failed_requests.saturating_add(self.failed);
+        key.last_used_at = later(key.last_used_at, self.last_used_at);
+        true
+    }
+}
+
+/// The later of two optional times.
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// API key list filter.
@@ -165,22 +246,16 @@ impl ApiKeyRepository for DocumentRepository<ApiKey> {
     async fn update(&self, tenant: &TenantId, key: ApiKey) -> Result<ApiKey> {
         DocumentRepository::update(self, &Partition::tenant(tenant), key).await
     }
-    async fn record_usage(
+    async fn add_usage(
         &self,
         tenant: &TenantId,
         id: &ApiKeyId,
-        failed: bool,
-        at: Timestamp,
+        delta: &UsageDelta,
     ) -> Result<ApiKey> {
+        delta.validate()?;
         let m = self
             .modify(&Partition::tenant(tenant), id.as_str(), |k, _| {
-                k.total_requests += 1;
-                if failed {
-                    k.failed_requests += 1;
-                } else if k.last_used_at.is_none_or(|l| at > l) {
-                    k.last_used_at = Some(at);
-                }
-                Ok(true)
+                Ok(delta.apply_to(k))
             })
             .await?;
         Ok(m.after)

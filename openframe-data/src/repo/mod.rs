@@ -19,7 +19,7 @@ use openframe_core::{
     Timestamp,
 };
 
-pub use api_keys::{ApiKeyFilter, ApiKeyRepository, ApiKeySort};
+pub use api_keys::{ApiKeyFilter, ApiKeyRepository, ApiKeySort, UsageDelta};
 pub use machines::{MachineFacet, MachineFilter, MachineRepository, MachineSort, StatusTransition};
 pub use organizations::{
     OrganizationFacet, OrganizationFilter, OrganizationRepository, OrganizationSort,

@@ -49,7 +49,7 @@ macro_rules! document_store_conformance {
                    concurrent_writers_conflict, conditional_status_transitions, record_contact_is_monotonic, silent_machines_for_the_sweep,
                    tenant_isolation_machines, tenant_isolation_other_repositories, malformed_cursors,
                    oversized_input_is_rejected, unique_keys, soft_delete_rules, tool_credentials_round_trip,
-                   lookups_by_key, api_key_usage_counts,
+                   lookups_by_key, api_key_usage_counts, api_key_usage_delta,
                    script_crud_and_soft_delete, script_filters_sorts_and_facets, tenant_isolation_scripts
         );
     };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openframe_core::{
-    ApiKey, Clock, ConnectionStatus, CredentialPlacement, Error, IntegratedTool, Machine,
+    ApiKey, ApiKeyId, Clock, ConnectionStatus, CredentialPlacement, Error, IntegratedTool, Machine,
     MachineId, MachineStatus, ManualClock, Organization, OrganizationStatus, OsType, Page,
     PageRequest, Secret, SortDirection, SortField, SortSpec, Tag, TagId, Tenant, TenantId,
     Timestamp, ToolApiKey, ToolConnection, ToolCredentials, ToolType, User, UserId, UserRole,
@@ -1914,4 +1914,115 @@ pub async fn api_key_usage_counts(store: Arc<dyn DocumentStore>) {
         ..Default::default()
     };
     assert_eq!(repos.api_keys.count(&t, &active).await.unwrap(), 1);
+}
+
+pub async fn api_key_usage_delta(store: Arc<dyn DocumentStore>) {
+    let (repos, clock) = repos(store);
+    let (a, b) = (random_tenant(), random_tenant());
+    let at = |s: i64| t0() + chrono::Duration::seconds(s);
+    let key = repos
+        .api_keys
+        .insert(
+            &a,
+            ApiKey::new("ci", UserId::generate(), vec![], clock.now()),
+        )
+        .await
+        .unwrap();
+    let delta = UsageDelta {
+        requests: 10,
+        failed: 3,
+        last_used_at: Some(at(5)),
+    };
+    let k = repos.api_keys.add_usage(&a, &key.id, &delta).await.unwrap();
+    assert_eq!(
+        (k.total_requests, k.failed_requests, k.last_used_at),
+        (10, 3, Some(at(5)))
+    );
+    // An older last use adds the counts but never moves `last_used_at` back.
+    let older = UsageDelta {
+        requests: 4,
+        failed: 0,
+        last_used_at: Some(at(1)),
+    };
+    repos.api_keys.add_usage(&a, &key.id, &older).await.unwrap();
+    // Only failures: no last use to stamp.
+    let failures = UsageDelta {
+        requests: 2,
+        failed: 2,
+        last_used_at: None,
+    };
+    repos
+        .api_keys
+        .add_usage(&a, &key.id, &failures)
+        .await
+        .unwrap();
+    let k = repos.api_keys.get(&a, &key.id).await.unwrap().unwrap();
+    assert_eq!(
+        (k.total_requests, k.failed_requests, k.last_used_at),
+        (16, 5, Some(at(5)))
+    );
+    let newer = UsageDelta {
+        requests: 1,
+        failed: 0,
+        last_used_at: Some(at(9)),
+    };
+    let k = repos.api_keys.add_usage(&a, &key.id, &newer).await.unwrap();
+    assert_eq!((k.total_requests, k.last_used_at), (17, Some(at(9))));
+    // An empty delta writes nothing; an impossible one is refused and writes nothing.
+    let same = repos
+        .api_keys
+        .add_usage(&a, &key.id, &UsageDelta::default())
+        .await
+        .unwrap();
+    assert_eq!(same, k, "an empty delta is not a write");
+    let impossible = UsageDelta {
+        requests: 1,
+        failed: 2,
+        last_used_at: None,
+    };
+    let err = repos
+        .api_keys
+        .add_usage(&a, &key.id, &impossible)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("failed"), "{err:?}");
+
+    // Another tenant (and an unknown id) cannot add to the key: NotFound, nothing changed.
+    assert!(matches!(
+        repos.api_keys.add_usage(&b, &key.id, &newer).await,
+        Err(Error::NotFound { .. })
+    ));
+    let unknown = ApiKeyId::generate_key_id();
+    assert!(matches!(
+        repos.api_keys.add_usage(&a, &unknown, &newer).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(repos.api_keys.get(&b, &key.id).await.unwrap(), None);
+    assert_eq!(
+        repos.api_keys.get(&a, &key.id).await.unwrap().unwrap(),
+        k,
+        "the owner's key is untouched"
+    );
+
+    // Concurrent deltas are never lost.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (repos, a, id) = (repos.clone(), a.clone(), key.id.clone());
+        let delta = UsageDelta {
+            requests: 3,
+            failed: 1,
+            last_used_at: Some(at(10 + i)),
+        };
+        tasks.push(tokio::spawn(async move {
+            repos.api_keys.add_usage(&a, &id, &delta).await
+        }));
+    }
+    for r in futures::future::join_all(tasks).await {
+        r.unwrap().unwrap();
+    }
+    let k = repos.api_keys.get(&a, &key.id).await.unwrap().unwrap();
+    assert_eq!(
+        (k.total_requests, k.failed_requests, k.last_used_at),
+        (47, 15, Some(at(19)))
+    );
 }

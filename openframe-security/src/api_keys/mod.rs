@@ -38,6 +38,8 @@
 //! # Ok::<(), openframe_core::Error>(()) }).unwrap();
 //! ```
 
+mod usage;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -50,6 +52,8 @@ use openframe_data::store::{
 use openframe_data::{ApiKeyRepository, DocumentRepository, Timestamped};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+pub use usage::{DEFAULT_FLUSH_INTERVAL, FlushReport, UsageRecorder};
 
 /// Length of a full key, `ak_<16 hex>.sk_<32 hex>`, in bytes.
 pub const API_KEY_LEN: usize = 3 + ID_HEX + 4 + SECRET_HEX;
@@ -239,6 +243,7 @@ pub struct ApiKeyService {
     credentials: DocumentRepository<ApiKeyCredential>,
     hmac: hmac::Key,
     clock: Arc<dyn Clock>,
+    usage: UsageRecorder,
 }
 
 impl fmt::Debug for ApiKeyService {
@@ -248,6 +253,7 @@ impl fmt::Debug for ApiKeyService {
             .field("keys", &self.keys)
             .field("credentials", &self.credentials)
             .field("clock", &self.clock)
+            .field("usage", &self.usage)
             .finish_non_exhaustive()
     }
 }
@@ -262,6 +268,7 @@ impl ApiKeyService {
     ) -> Self {
         let hmac_key = Zeroizing::new(hmac_key);
         Self {
+            usage: UsageRecorder::new(repo.clone()),
             keys: repo,
             credentials: DocumentRepository::new(store, clock.clone()),
             hmac: hmac::Key::new(hmac::HMAC_SHA256, hmac_key.as_slice()),
@@ -397,11 +404,9 @@ impl ApiKeyService {
     }
 
     /// Counts one request made with key `id` of `tenant` (`failed` for requests that failed),
-    /// stamping the last use on success. Delegates to
-    /// [`ApiKeyRepository::record_usage`]: one conditional write per call, never losing a
-    /// concurrent increment. Callers on a hot path may take it off the request (a spawned
-    /// task or a channel drained in the background) and may batch or sample; counts are
-    /// statistics, not a security control.
+    /// stamping the last use on success, with one conditional write
+    /// ([`ApiKeyRepository::record_usage`]) that never loses a concurrent increment. On a
+    /// hot path use the batching [`usage_recorder`](Self::usage_recorder) instead.
     pub async fn record_usage(
         &self,
         tenant: &TenantId,
@@ -411,6 +416,13 @@ impl ApiKeyService {
         self.keys
             .record_usage(tenant, id, failed, self.clock.now())
             .await
+    }
+
+    /// The service's shared [`UsageRecorder`] (over the same repository, flushing every
+    /// [`DEFAULT_FLUSH_INTERVAL`]): counts requests in memory and writes one delta per key
+    /// per flush. Flush it on shutdown.
+    pub fn usage_recorder(&self) -> &UsageRecorder {
+        &self.usage
     }
 
     /// Stores a credential and the metadata for `key` under a fresh id; returns the full key.

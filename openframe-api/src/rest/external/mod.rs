@@ -11,6 +11,9 @@
 //!   `cursor` (the previous page's `pageInfo.endCursor`).
 //! - Documented: the OpenAPI 3 document generated from this code is served at
 //!   `/api/v1/openapi.json` and rendered at `/api/v1/docs` (both without a key).
+//! - Counted: each answered request adds to its key's usage statistics through a batching
+//!   [`UsageRecorder`] (one store write per key per flush, not per request); call
+//!   [`ExternalApi::flush_usage`] (or flush the recorder) on shutdown.
 //!
 //! Every call is confined to the key's tenant.
 
@@ -37,7 +40,7 @@ use openframe_agent::executions::ExecutionService;
 use openframe_core::{Clock, Error};
 use openframe_data::Repositories;
 use openframe_data::store::DocumentStore;
-use openframe_security::api_keys::{ApiKeyService, AuthenticatedKey};
+use openframe_security::api_keys::{ApiKeyService, AuthenticatedKey, FlushReport, UsageRecorder};
 use openframe_security::ratelimit::{Decision, Quota, RateLimitKey, RateLimiter};
 use openframe_security::stack::SecurityStack;
 
@@ -92,6 +95,7 @@ pub struct ExternalApi {
     executions: Option<executions::Executions>,
     events: Option<events::Events>,
     record_usage: bool,
+    usage: UsageRecorder,
     clock: Arc<dyn Clock>,
 }
 
@@ -112,12 +116,13 @@ impl ExternalApi {
         ExternalApiBuilder {
             api: Self {
                 repos,
-                api_keys,
                 limiter,
                 quotas: Arc::from(DEFAULT_QUOTAS.as_slice()),
                 executions: None,
                 events: None,
                 record_usage: true,
+                usage: api_keys.usage_recorder().clone(),
+                api_keys,
                 clock,
             },
         }
@@ -131,6 +136,17 @@ impl ExternalApi {
             stack.limiter.clone(),
             clock,
         )
+    }
+
+    /// The recorder that counts key usage (by default the key service's shared
+    /// [`ApiKeyService::usage_recorder`]).
+    pub fn usage_recorder(&self) -> &UsageRecorder {
+        &self.usage
+    }
+
+    /// Writes the usage counted so far (see [`UsageRecorder::flush`]).
+    pub async fn flush_usage(&self) -> FlushReport {
+        self.usage.flush().await
     }
 
     /// The router (paths include the `/api/v1` prefix).
@@ -209,6 +225,13 @@ impl ExternalApiBuilder {
     /// Whether each request is counted in the key's usage statistics (default on).
     pub fn with_usage_recording(mut self, on: bool) -> Self {
         self.api.record_usage = on;
+        self
+    }
+
+    /// Counts usage with `recorder` instead of the key service's shared one (e.g. another
+    /// flush interval). Whoever owns it flushes it on shutdown.
+    pub fn with_usage_recorder(mut self, recorder: UsageRecorder) -> Self {
+        self.api.usage = recorder;
         self
     }
 
@@ -303,12 +326,7 @@ async fn gate(State(api): State<ExternalApi>, mut request: Request, next: Next) 
     add_rate_headers(&mut response, &decision);
     if api.record_usage {
         let failed = response.status().is_client_error() || response.status().is_server_error();
-        let keys = api.api_keys.clone();
-        tokio::spawn(async move {
-            if let Err(e) = keys.record_usage(&tenant, &key_id, failed).await {
-                tracing::debug!(error = %e, "could not record api key usage");
-            }
-        });
+        api.usage.record(&tenant, &key_id, failed, api.clock.now());
     }
     response
 }
