@@ -89,8 +89,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     config.validate()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let listen = config.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = openframe_agent::gateway::bind_listener(listen)
         .map_err(|e| StartError::Failed(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener
         .local_addr()

@@ -48,9 +48,7 @@ impl Embedded {
     /// Starts the server with its database in `dir`, signs up tenant `fleet` and creates its
     /// registration secret.
     pub(crate) async fn start(dir: &Path) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(io)?;
+        let listener = gateway::bind_listener(([127, 0, 0, 1], 0).into()).map_err(io)?;
         let url = format!("http://{}", listener.local_addr().map_err(io)?);
         let store = Arc::new(SqliteDocumentStore::open(dir.join("openframe.db")).await?);
         let master = MasterKey::generate()?;

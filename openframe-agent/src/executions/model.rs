@@ -53,7 +53,7 @@ impl ExecutionStatus {
     }
 }
 
-/// The shell a command or script runs in (the domain model's [`ScriptShell`]).
+/// The shell a command or script runs in (the domain model's [`ScriptShell`](openframe_core::ScriptShell)).
 pub use openframe_core::ScriptShell as Shell;
 
 /// The privilege a command or script runs with.

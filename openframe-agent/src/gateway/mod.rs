@@ -11,7 +11,7 @@
 //! It is verified with the [`Authenticator`]; the principal must be a
 //! [`Principal::Machine`] with role `AGENT`. Anything else is answered `401` before the
 //! upgrade. The connection is then an [`AgentSessions`] session: it is closed with code [`CLOSE_SESSION_ENDED`] and the
-//! [`SessionEnd`] text as reason when the token expires (on the injected clock) or the
+//! [`SessionEnd`](crate::sessions::SessionEnd) text as reason when the token expires (on the injected clock) or the
 //! machine is uninstalled or disabled; the agent reconnects with a fresh token (or is refused).
 //!
 //! # Confinement
@@ -107,6 +107,24 @@ use protocol::{
 
 /// The path agents connect to.
 pub const GATEWAY_PATH: &str = "/ws/agent";
+
+/// The listen backlog [`bind_listener`] asks for (the kernel caps it at `somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener for a server that agents connect to, with a [`LISTEN_BACKLOG`]-deep accept
+/// queue: when thousands of agents reconnect at once (a reconnect storm), the default backlog
+/// (1024) overflows, dropped connection attempts back off exponentially in the kernel, and
+/// agents see their requests time out long after the server has caught up.
+pub fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// The header the gateway stamps on everything an agent publishes: the token's tenant.
 pub const TENANT_HEADER: &str = "tenant";

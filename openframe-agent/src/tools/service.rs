@@ -292,8 +292,8 @@ impl ToolInstallationService {
         }
     }
 
-    /// Resolves `${server.registrationSecret}` in command arguments from `secrets` (see
-    /// [`super::templating`]); without a source, a definition that needs it is refused.
+    /// Resolves `${server.registrationSecret}` in command arguments from `secrets`; without a
+    /// source, a definition that needs it is refused.
     pub fn with_secrets(mut self, secrets: Arc<dyn ToolSecretSource>) -> Self {
         self.secrets = Some(secrets);
         self

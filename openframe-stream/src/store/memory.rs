@@ -1,6 +1,6 @@
 //! The in-memory event store: for tests, examples and single-process development.
 //!
-//! Per tenant, events sit in a `BTreeMap` ordered by [`EventKey`], so pages walk the map from
+//! Per tenant, events sit in a `BTreeMap` ordered by `EventKey`, so pages walk the map from
 //! the cursor; an id index makes appends idempotent. Nothing survives a restart.
 
 use std::collections::{BTreeMap, HashMap};
