@@ -61,9 +61,11 @@ pub fn router(
         .with_api(graphql, ApiAccess::SelfChecked)
         .with_external_api(external)
         .with_enrollment(enrollment::router(platform.enrollment.clone()))
-        .with_agent_gateway(agent_gateway::router(
+        .with_agent_gateway(agent_gateway::router_with_sessions(
             platform.backends.agent_bus.clone(),
             platform.enrollment.authenticator().clone(),
+            agent_gateway::GatewayConfig::default(),
+            platform.sessions.clone(),
         ))
         .with_tool_proxy(ToolProxy::new(
             stack.repos.tools.clone(),

@@ -10,6 +10,7 @@ use openframe_agent::events::AgentEventSink;
 use openframe_agent::executions::{ExecutionConfig, ExecutionService};
 use openframe_agent::listener::{AgentListener, BusChannel, CachedMachineTenants};
 use openframe_agent::presence::{PresenceConfig, PresenceService};
+use openframe_agent::sessions::{AgentSessions, ClosingSessions, RepositoryStanding};
 use openframe_api::graphql::GraphqlEvents;
 use openframe_core::{Clock, Result};
 use openframe_security::crypto::MasterKey;
@@ -44,6 +45,9 @@ pub struct Platform {
     pub metrics: Metrics,
     /// Machine status changes for GraphQL subscriptions.
     pub graphql_events: GraphqlEvents,
+    /// The live agent sessions: each ends when its token expires, its machine is uninstalled,
+    /// or its machine or OAuth client is disabled (checked every minute).
+    pub sessions: AgentSessions,
     /// The event processor (source topics → unified events in the event store).
     pub processor: Processor,
     /// The public URL (issuers are `{public_url}/sas/{tenant}`).
@@ -69,10 +73,17 @@ impl Platform {
         // and, through the stream bridge, the event bus (and so the unified events).
         let graphql_events = GraphqlEvents::default();
         let bridge = crate::events::bridge(backends.event_bus.clone());
-        let events: Arc<dyn AgentEventSink> = Arc::new(crate::events::FanOutSink(vec![
-            graphql_events.sink(),
-            bridge.clone(),
-        ]));
+        let sessions = AgentSessions::new(clock.clone()).with_standing(
+            Arc::new(RepositoryStanding::new(
+                stack.repos.clone(),
+                stack.clients.clone(),
+            )),
+            Duration::from_secs(60),
+        );
+        let events: Arc<dyn AgentEventSink> = Arc::new(ClosingSessions::new(
+            crate::events::FanOutSink(vec![graphql_events.sink(), bridge.clone()]),
+            sessions.clone(),
+        ));
         let enrollment = EnrollmentService::new(EnrollmentParts::from_stack(
             &stack,
             store.clone(),
@@ -117,6 +128,7 @@ impl Platform {
             executions,
             metrics: Metrics::new(),
             graphql_events,
+            sessions,
             processor,
             public_url,
         })

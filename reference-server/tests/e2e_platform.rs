@@ -17,6 +17,7 @@ use e2e_support::agent::{
 use e2e_support::upstream::{echo_upstream, tls_upstream};
 use e2e_support::ws::{recv, subscribe};
 use e2e_support::{OWNER_PASSWORD, Server, eventually, gid, seed};
+use openframe_agent::client::AgentStatus;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -731,5 +732,43 @@ async fn hostile_input_gets_clear_errors_and_runs_nothing() {
     let r = server.get_as("/api/api-keys", &token).await;
     let keys: Value = r.json().await.unwrap();
     assert_eq!(keys["items"].as_array().map(Vec::len), Some(1), "{keys}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstalling_a_machine_ends_its_live_agent_session() {
+    let server = Server::start(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(
+        &server,
+        dir.path(),
+        "leaving-01",
+        Arc::new(EchoAgent::default()),
+    )
+    .await;
+    assert_eq!(agent.status(), AgentStatus::Connected);
+
+    // The agent's own credentials, as the original agent sends them on uninstall.
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("leaving-01.json")).unwrap())
+            .unwrap();
+    let uninstall = e2e_support::http()
+        .post(server.url(openframe_agent::enrollment::UNINSTALL_PATH))
+        .header("X-Machine-Id", file["machineId"].as_str().unwrap())
+        .header("X-Client-Secret", file["clientSecret"].as_str().unwrap())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uninstall.status(), 204);
+
+    // The server ends the live session at once, and the agent cannot get back in.
+    eventually("the session to end", || async {
+        (agent.status() != AgentStatus::Connected).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(agent.status(), AgentStatus::Connected);
+    agent.shutdown().await;
     server.shutdown().await;
 }
