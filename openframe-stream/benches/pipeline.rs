@@ -126,11 +126,14 @@ async fn repositories() -> Repositories {
     repos
 }
 
+/// The enricher as the reference server configures it: the shared cache with a local level of
+/// a few seconds in front.
 fn enricher(repos: &Repositories) -> Enricher {
     Enricher::builder(
         Arc::new(RepositoryDirectory::from_repositories(repos)),
         Arc::new(InMemoryCache::new(Arc::new(SystemClock))),
     )
+    .with_local_cache(Duration::from_secs(5))
     .build()
     .unwrap()
 }

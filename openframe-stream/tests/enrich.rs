@@ -544,3 +544,51 @@ async fn a_running_listener_applies_changes_until_shutdown() {
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap().unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_local_level_serves_warm_lookups_and_invalidation_clears_it() {
+    let w = sqlite_world().await;
+    let acme = tenant("acme");
+    let org1 = w.org(&acme, "One", false).await;
+    let org2 = w.org(&acme, "Two", false).await;
+    let m = w.machine(&acme, "m-1", Some(&org1)).await;
+    w.connect(&acme, &m, "412").await;
+    let enricher = Enricher::builder(
+        w.directory.clone(),
+        Arc::new(InMemoryCache::new(w.clock.clone())),
+    )
+    .with_local_cache(Duration::from_secs(60))
+    .build()
+    .unwrap();
+
+    let first = enrich_with(&enricher, &fleet("412", Some("acme")))
+        .await
+        .unwrap();
+    assert_eq!(first.organization_id, Some(org1.clone()));
+    let loads = w.directory.counts();
+    // The shared cache's entries expire (on its clock); the local level still answers.
+    w.clock.advance(Duration::from_secs(16 * 60));
+    enrich_with(&enricher, &fleet("412", Some("acme")))
+        .await
+        .unwrap();
+    assert_eq!(w.directory.counts(), loads);
+
+    // The machine moves; invalidation clears both levels, so the next event sees it.
+    let mut machine = w.repos.machines.get(&acme, &m).await.unwrap().unwrap();
+    machine.organization_id = Some(org2.clone());
+    w.repos.machines.update(&acme, machine).await.unwrap();
+    enricher.invalidate_machine(&acme, &m).await.unwrap();
+    let fresh = enrich_with(&enricher, &fleet("412", Some("acme")))
+        .await
+        .unwrap();
+    assert_eq!(fresh.organization_id, Some(org2));
+
+    // Ages beyond the bound are refused.
+    let too_long = Enricher::builder(
+        w.directory.clone(),
+        Arc::new(InMemoryCache::new(w.clock.clone())),
+    )
+    .with_local_cache(Duration::from_secs(61))
+    .build();
+    assert!(too_long.is_err());
+}

@@ -86,10 +86,13 @@ pub fn processor(
     topics: Vec<String>,
     clock: Arc<dyn Clock>,
 ) -> Result<Processor> {
+    // A local level of a few seconds in front of the (possibly shared) cache: invalidations on
+    // this replica clear it at once.
     let enricher = Enricher::builder(
         Arc::new(RepositoryDirectory::from_repositories(repos)),
         cache,
     )
+    .with_local_cache(std::time::Duration::from_secs(5))
     .build()?;
     Processor::builder(bus, enricher, Arc::new(StoreSink::new(store)))
         .with_config(ProcessorConfig::new(topics))
