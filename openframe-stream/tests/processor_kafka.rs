@@ -10,9 +10,10 @@
 #![cfg(all(feature = "kafka", feature = "sqlite"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support_tansu;
+
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use openframe_stream::processor::{
 use openframe_stream::store::sqlite::SqliteEventStore;
 use openframe_stream::store::{EventFilter, EventStore};
 use serde_json::json;
+use support_tansu::Tansu;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -385,99 +387,6 @@ async fn a_sink_outage_on_kafka_is_retried_then_recovers() {
     read_all(&bus, DLQ, 0).await;
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A tansu broker this test owns (see `tests/kafka_faults.rs`).
-struct Tansu {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Tansu {
-    /// Finds the binary, or `None` (after printing why) when tansu is not installed.
-    fn find() -> Option<PathBuf> {
-        if let Ok(bin) = std::env::var("OPENFRAME_TEST_TANSU_BIN") {
-            return Some(PathBuf::from(bin));
-        }
-        let found = std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("tansu"))
-                .find(|candidate| candidate.is_file())
-        });
-        if found.is_none() {
-            println!(
-                "skipped: tansu is not installed (set OPENFRAME_TEST_TANSU_BIN or run scripts/test-services.sh)"
-            );
-        }
-        found
-    }
-
-    fn start(bin: PathBuf, dir: &Path) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let mut tansu = Self {
-            bin,
-            dir: dir.to_owned(),
-            port,
-            child: None,
-        };
-        tansu.spawn();
-        tansu
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("tansu.log"))
-            .unwrap();
-        let child = Command::new(&self.bin)
-            .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start tansu");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let log = std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default();
-                panic!("tansu exited with {status}: {log}");
-            }
-            assert!(Instant::now() < deadline, "tansu did not listen in time");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Kills the broker (SIGKILL: no graceful shutdown).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
