@@ -1,35 +1,29 @@
 //! The API of `openframe-api` behind its gateway: identity (`/sas`), the internal REST API
 //! (`/api`), GraphQL (`/api/graphql`, GraphiQL at `/api/graphiql`), the external REST API
-//! (`/api/v1`), agent enrollment (`/clients`), the agent gateway (`/ws/agent`) and the tool
+//! (`/api/v1`), agent enrollment (`/clients`), the agent gateway (`/ws/agent`), the original
+//! agent's NATS sockets (`/ws/nats`, `/ws/nats-logs`; see [`crate::nats_proxy`]) and the tool
 //! proxy (`/tools/{toolKey}/...`), with CORS, body limits and request ids from
-//! [`GatewayConfig`].
-//!
-//! MISSING PIECE:
-//! - the original agent's `/ws/nats` proxy (`openframe_agent::nats_proxy`,
-//!   `GatewayBuilder::with_nats_proxy`): it needs a nats-server in operator mode and its
-//!   authority seeds in the configuration.
+//! [`GatewayConfig`](openframe_api::gateway::GatewayConfig).
 
 use axum::Router;
 use openframe_agent::{enrollment, gateway as agent_gateway};
-use openframe_api::gateway::{ApiAccess, GatewayBuilder, GatewayConfig, ToolProxy};
+use openframe_api::gateway::{ApiAccess, GatewayBuilder, ToolProxy};
 use openframe_api::graphql::{self, GraphqlParts, GraphqlState};
 use openframe_api::rest::external::ExternalApi;
 use openframe_api::rest::internal::InternalApi;
 use openframe_core::Result;
 use openframe_security::auth::AuthLayer;
 
-use crate::config::ExternalApiConfig;
+use crate::config::ServerConfig;
 use crate::platform::Platform;
 
 /// Whether GraphQL (and GraphiQL) is served by this build.
 pub const GRAPHQL_MOUNTED: bool = true;
 
 /// Every API route of the platform, assembled by the gateway builder.
-pub fn router(
-    platform: &Platform,
-    config: &GatewayConfig,
-    external: &ExternalApiConfig,
-) -> Result<Router> {
+pub fn router(platform: &Platform, server: &ServerConfig) -> Result<Router> {
+    let config = &server.gateway;
+    let external = &server.external_api;
     let stack = &platform.stack;
     let clock = platform.clock.clone();
     let store = platform.backends.store.clone();
@@ -67,9 +61,20 @@ pub fn router(
             agent_gateway::GatewayConfig::default(),
             platform.sessions.clone(),
         ))
+        .with_nats_proxy(nats_sockets(platform, server)?)
         .with_tool_proxy(ToolProxy::new(
             stack.repos.tools.clone(),
             &config.tool_proxy,
         )?)
         .build()
+}
+
+/// `/ws/nats` and `/ws/nats-logs`: the proxy when configured, else a 503 naming the setting.
+fn nats_sockets(platform: &Platform, server: &ServerConfig) -> Result<Router> {
+    #[cfg(feature = "nats")]
+    if let Some(authority) = &platform.nats_authority {
+        return crate::nats_proxy::router(platform, authority.clone(), server);
+    }
+    let _ = (platform, server);
+    Ok(crate::nats_proxy::not_configured_router())
 }

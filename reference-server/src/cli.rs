@@ -1,4 +1,4 @@
-//! The command line: `serve`, `config`, `version`.
+//! The command line: `serve`, `config`, `nats-config`, `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,8 +24,36 @@ pub enum Command {
     Serve(ConfigArgs),
     /// Print the effective configuration (file, environment and flags) with secrets redacted.
     Config(ConfigArgs),
+    /// Write the nats-server configuration (operator mode, JetStream, WebSocket) that trusts
+    /// this deployment's NATS authority, creating the authority on first use. Then run
+    /// `nats-server -c FILE` and set `agent_bus.url` and `nats_proxy.upstream` as printed.
+    NatsConfig(NatsConfigArgs),
     /// Print the version.
     Version,
+}
+
+/// Arguments of `nats-config`.
+#[derive(Debug, Clone, Args)]
+pub struct NatsConfigArgs {
+    /// The server's configuration (for the data directory, the master key and
+    /// `nats_proxy.authority_file`).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Host nats-server listens on.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub nats_host: String,
+    /// Port of its client listener.
+    #[arg(long, value_name = "PORT", default_value_t = 4222)]
+    pub nats_port: u16,
+    /// Port of its WebSocket listener (the proxy's upstream).
+    #[arg(long, value_name = "PORT", default_value_t = 4223)]
+    pub websocket_port: u16,
+    /// JetStream's storage directory [default: DATA_DIR/nats-jetstream].
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+    /// Write the configuration to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Where the configuration comes from (see docs/configuration.md).
@@ -93,6 +121,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => fail(&StartError::Config(e)),
         },
+        Command::NatsConfig(args) => nats_config(&args),
         Command::Serve(args) => {
             let config = match args.load() {
                 Ok(config) => config,
@@ -127,6 +156,64 @@ async fn serve(config: ServerConfig) -> ExitCode {
     tracing::info!(signal = reason, "stop requested");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn nats_config(args: &NatsConfigArgs) -> ExitCode {
+    let config = match args.config.load() {
+        Ok(config) => config,
+        Err(e) => return fail(&StartError::Config(e)),
+    };
+    match write_nats_config(args, &config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+#[cfg(feature = "nats")]
+fn write_nats_config(args: &NatsConfigArgs, config: &ServerConfig) -> Result<(), StartError> {
+    use openframe_agent::nats_proxy::ServerConfigOptions;
+    if args.nats_port == args.websocket_port {
+        return Err(StartError::Config(ConfigError::new(
+            "--websocket-port",
+            "must differ from --nats-port",
+        )));
+    }
+    let (master, _) = crate::bootstrap::master_key(config)?;
+    let (authority, _) = crate::nats_proxy::load_or_create_authority(config, &master)?;
+    let store_dir = args
+        .store_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("nats-jetstream"));
+    let text = crate::nats_proxy::server_config(
+        &authority,
+        &ServerConfigOptions {
+            host: args.nats_host.clone(),
+            port: args.nats_port,
+            websocket_port: args.websocket_port,
+            store_dir: store_dir.display().to_string(),
+        },
+    )?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| StartError::Failed(format!("cannot write {}: {e}", path.display())))?,
+        None => print!("{text}"),
+    }
+    let host = &args.nats_host;
+    eprintln!(
+        "run `nats-server -c <this file>`, then start openframe-server with\n  \
+         agent_bus.url = \"nats://{host}:{}\"\n  nats_proxy.upstream = \"ws://{host}:{}\"\n\
+         (or OPENFRAME_NATS_URL and OPENFRAME_NATS_PROXY_UPSTREAM)",
+        args.nats_port, args.websocket_port
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "nats"))]
+fn write_nats_config(_: &NatsConfigArgs, _: &ServerConfig) -> Result<(), StartError> {
+    Err(StartError::Config(ConfigError::new(
+        "nats-config",
+        "this build has no NATS support (feature `nats` of openframe-server)",
+    )))
 }
 
 fn fail(e: &StartError) -> ExitCode {

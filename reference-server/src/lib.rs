@@ -8,6 +8,7 @@
 //! - [`events`]: the event store and the event processor.
 //! - [`bootstrap`]: the master key and the default tenant on first start.
 //! - [`jobs`]: scheduled jobs under distributed locks.
+//! - [`nats_proxy`]: the original agent's NATS sockets and the NATS authority.
 //! - [`ops`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`server`]: start and graceful stop.
 //!
@@ -32,6 +33,7 @@ pub mod events;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod nats_proxy;
 pub mod ops;
 pub mod platform;
 pub mod server;

@@ -52,6 +52,9 @@ pub struct Platform {
     pub processor: Processor,
     /// The public URL (issuers are `{public_url}/sas/{tenant}`).
     pub public_url: Url,
+    /// The NATS authority when `nats_proxy.upstream` is set (see [`crate::nats_proxy`]).
+    #[cfg(feature = "nats")]
+    pub nats_authority: Option<openframe_agent::nats_proxy::NatsAuthority>,
 }
 
 impl Platform {
@@ -131,6 +134,8 @@ impl Platform {
             sessions,
             processor,
             public_url,
+            #[cfg(feature = "nats")]
+            nats_authority: None,
         })
     }
 
@@ -166,18 +171,16 @@ impl Platform {
     }
 
     /// Every route: the API gateway (identity, `/api`, `/api/v1`, GraphQL, `/clients`,
-    /// `/ws/agent`, `/tools`; see [`crate::api`]) and `/healthz`, `/readyz`, `/metrics`; every
+    /// `/ws/agent`, `/ws/nats`, `/ws/nats-logs`, `/tools`; see [`crate::api`]) and `/healthz`, `/readyz`, `/metrics`; every
     /// request is counted in the metrics. Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(&self, config: &ServerConfig) -> Result<Router> {
-        let app = crate::api::router(self, &config.gateway, &config.external_api)?.merge(
-            ops::router(OpsState::new(
-                self.backends.readiness.clone(),
-                self.metrics.clone(),
-                self.stack.repos.tenants.clone(),
-                self.stack.repos.machines.clone(),
-            )),
-        );
+        let app = crate::api::router(self, config)?.merge(ops::router(OpsState::new(
+            self.backends.readiness.clone(),
+            self.metrics.clone(),
+            self.stack.repos.tenants.clone(),
+            self.stack.repos.machines.clone(),
+        )));
         Ok(app.layer(axum::middleware::from_fn_with_state(
             self.metrics.clone(),
             crate::metrics::track,

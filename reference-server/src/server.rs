@@ -97,8 +97,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let public_url = config.public_url_for(addr)?;
 
     let (master, master_key) = bootstrap::master_key(&config)?;
-    let backends = Backends::open(&config, clock.clone()).await?;
-    let platform = Platform::new(&config, backends, master, public_url.clone(), clock)?;
+    #[cfg(feature = "nats")]
+    let nats_authority = match config.nats_proxy.upstream {
+        Some(_) => Some(crate::nats_proxy::load_or_create_authority(&config, &master)?.0),
+        None => None,
+    };
+    #[cfg(feature = "nats")]
+    let agent_bus_credentials = nats_authority
+        .as_ref()
+        .map(crate::nats_proxy::server_credentials)
+        .transpose()?;
+    #[cfg(not(feature = "nats"))]
+    let agent_bus_credentials = None;
+    let backends = Backends::open(&config, clock.clone(), agent_bus_credentials).await?;
+    #[allow(unused_mut)]
+    let mut platform = Platform::new(&config, backends, master, public_url.clone(), clock)?;
+    #[cfg(feature = "nats")]
+    {
+        platform.nats_authority = nats_authority;
+    }
     let report = bootstrap::default_tenant(
         &config.bootstrap,
         &platform.stack.accounts,

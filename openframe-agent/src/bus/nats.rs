@@ -65,6 +65,9 @@ pub struct NatsAgentBusOptions {
     pub request_timeout: Duration,
     /// How many messages a subscription buffers before the client drops new ones. Default 4096.
     pub subscription_capacity: usize,
+    /// A NATS credentials file's content (user JWT and seed), for a server in operator mode
+    /// (e.g. [`NatsAuthority::privileged_user`](crate::nats_proxy::NatsAuthority::privileged_user)).
+    pub credentials: Option<openframe_core::Secret>,
 }
 
 impl Default for NatsAgentBusOptions {
@@ -74,6 +77,7 @@ impl Default for NatsAgentBusOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             subscription_capacity: 4096,
+            credentials: None,
         }
     }
 }
@@ -99,6 +103,12 @@ impl NatsAgentBusOptions {
     /// Sets the request timeout.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Authenticates with a NATS credentials file's content (user JWT and seed).
+    pub fn with_credentials(mut self, credentials: openframe_core::Secret) -> Self {
+        self.credentials = Some(credentials);
         self
     }
 
@@ -145,6 +155,11 @@ impl NatsAgentBus {
             .subscription_capacity(options.subscription_capacity);
         if let Some(name) = &options.name {
             connect = connect.name(name);
+        }
+        if let Some(credentials) = &options.credentials {
+            connect = connect
+                .credentials(credentials.expose())
+                .map_err(|_| Error::invalid("credentials", "not a valid NATS credentials file"))?;
         }
         let client = connect.connect(url).await.map_err(|e| Error::Unavailable {
             reason: format!("cannot connect to NATS at {server}: {}", e.kind()).into(),

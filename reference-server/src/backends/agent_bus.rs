@@ -18,12 +18,18 @@ const PROBE_SUBJECT: &str = "openframe.readyz";
 pub(super) async fn open(
     backend: &BusBackend,
     clock: Arc<dyn Clock>,
+    credentials: Option<openframe_core::Secret>,
 ) -> Result<(Arc<dyn AgentBus>, Probe)> {
+    #[cfg(not(feature = "nats"))]
+    drop(credentials);
     let (bus, probe): (Arc<dyn AgentBus>, Probe) = match backend {
         #[cfg(feature = "nats")]
         BusBackend::Nats(url) => {
             use openframe_agent::bus::nats::{NatsAgentBus, NatsAgentBusOptions};
-            let options = NatsAgentBusOptions::new().with_name("openframe-server");
+            let mut options = NatsAgentBusOptions::new().with_name("openframe-server");
+            if let Some(credentials) = credentials {
+                options = options.with_credentials(credentials);
+            }
             let bus: Arc<dyn AgentBus> =
                 Arc::new(NatsAgentBus::connect_with(url.expose(), options).await?);
             let probe_bus = bus.clone();
@@ -41,7 +47,8 @@ pub(super) async fn open(
                 "this build has no NATS support (feature `nats` of openframe-server)",
             ));
         }
-        // Kafka is refused for the agent bus by configuration validation.
+        // Kafka is refused for the agent bus by configuration validation; credentials are
+        // only ever made for a NATS agent bus.
         BusBackend::InProcess | BusBackend::Kafka(_) => (
             Arc::new(InMemoryAgentBus::builder().with_clock(clock).build()?),
             Probe::in_process("agentBus", "in-process"),

@@ -43,8 +43,14 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Opens every backend of `config`, each within the configured connect timeout.
-    pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+    /// Opens every backend of `config`, each within the configured connect timeout. A NATS
+    /// agent bus authenticates with `agent_bus_credentials` when given (a credentials file's
+    /// content: nats-server in operator mode, see [`crate::nats_proxy`]).
+    pub async fn open(
+        config: &ServerConfig,
+        clock: Arc<dyn Clock>,
+        agent_bus_credentials: Option<openframe_core::Secret>,
+    ) -> Result<Self> {
         let timeout = Duration::from_secs(config.http.connect_timeout_secs);
         let invalid = |e: crate::config::ConfigError| Error::invalid(e.field, e.reason);
         let storage = config.storage().map_err(invalid)?;
@@ -64,10 +70,13 @@ impl Backends {
         .await
         .map_err(field("redis.url"))?;
         let agent = config.agent_bus().map_err(invalid)?;
-        let (agent_bus, agent_probe) =
-            within(timeout, "agent bus", agent_bus::open(&agent, clock.clone()))
-                .await
-                .map_err(field("agent_bus.url"))?;
+        let (agent_bus, agent_probe) = within(
+            timeout,
+            "agent bus",
+            agent_bus::open(&agent, clock.clone(), agent_bus_credentials),
+        )
+        .await
+        .map_err(field("agent_bus.url"))?;
         let events = config.event_bus().map_err(invalid)?;
         let (event_bus, event_probe) =
             within(timeout, "event bus", event_bus::open(&events, clock))

@@ -19,6 +19,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("OPENFRAME_KAFKA_URL", "event_bus.url"),
     ("OPENFRAME_AGENT_BUS_URL", "agent_bus.url"),
     ("OPENFRAME_NATS_URL", "agent_bus.url"),
+    ("OPENFRAME_NATS_PROXY_UPSTREAM", "nats_proxy.upstream"),
+    ("OPENFRAME_NATS_AUTHORITY_FILE", "nats_proxy.authority_file"),
     ("OPENFRAME_MASTER_KEY", "security.master_key"),
     ("OPENFRAME_MASTER_KEY_FILE", "security.master_key_file"),
     ("OPENFRAME_BOOTSTRAP", "bootstrap.enabled"),
@@ -69,6 +71,8 @@ fn set(c: &mut ServerConfig, name: &str, v: String) -> Result<(), ConfigError> {
         "OPENFRAME_AGENT_BUS_URL" | "OPENFRAME_NATS_URL" => {
             c.agent_bus.url = Some(ServiceUrl::new(v))
         }
+        "OPENFRAME_NATS_PROXY_UPSTREAM" => c.nats_proxy.upstream = Some(v),
+        "OPENFRAME_NATS_AUTHORITY_FILE" => c.nats_proxy.authority_file = Some(PathBuf::from(v)),
         "OPENFRAME_MASTER_KEY" => c.security.master_key = Some(Sensitive::new(v)),
         "OPENFRAME_MASTER_KEY_FILE" => c.security.master_key_file = Some(PathBuf::from(v)),
         "OPENFRAME_BOOTSTRAP" => c.bootstrap.enabled = parse_bool(name, &v)?,

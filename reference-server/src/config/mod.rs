@@ -33,6 +33,8 @@ pub const DEFAULT_DATA_DIR: &str = "./openframe-data";
 pub const SQLITE_FILE: &str = "openframe.db";
 /// The master key file name inside the data directory (development mode).
 pub const MASTER_KEY_FILE: &str = "master.key";
+/// The sealed NATS authority (operator and account seeds) inside the data directory.
+pub const NATS_AUTHORITY_FILE: &str = "nats-authority.sealed";
 
 /// A configuration value that is not acceptable, naming the field and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +90,8 @@ pub struct ServerConfig {
     pub gateway: openframe_api::gateway::GatewayConfig,
     /// The external REST API (`/api/v1`).
     pub external_api: ExternalApiConfig,
+    /// The original agent's NATS sockets (`/ws/nats`, `/ws/nats-logs`).
+    pub nats_proxy: NatsProxySection,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +111,7 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             gateway: openframe_api::gateway::GatewayConfig::default(),
             external_api: ExternalApiConfig::default(),
+            nats_proxy: NatsProxySection::default(),
         }
     }
 }
@@ -330,6 +335,60 @@ impl ExternalApiConfig {
     }
 }
 
+/// The original agent's NATS sockets, proxied to a nats-server in operator mode (see
+/// `openframe_agent::nats_proxy` and `openframe-server nats-config`). Unset `upstream`: the
+/// two routes answer 503 `NATS_PROXY_NOT_CONFIGURED`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsProxySection {
+    /// nats-server's WebSocket listener (`ws://host:port` or `wss://...`). Needs
+    /// `agent_bus.url` on the same nats-server: the server connects there as the authority's
+    /// privileged user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Where the operator and account seeds are kept, sealed with the master key (default
+    /// `{data_dir}/nats-authority.sealed`, created on first use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authority_file: Option<PathBuf>,
+    /// The operator's name (default `openframe`).
+    pub operator_name: String,
+    /// Longest life of one proxied connection before the agent reconnects (default 3600).
+    pub max_session_secs: u64,
+}
+
+impl Default for NatsProxySection {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            authority_file: None,
+            operator_name: "openframe".to_owned(),
+            max_session_secs: 3600,
+        }
+    }
+}
+
+impl NatsProxySection {
+    /// The upstream WebSocket URL, when the proxy is configured.
+    pub fn upstream_url(&self) -> Result<Option<Url>, ConfigError> {
+        let Some(raw) = &self.upstream else {
+            return Ok(None);
+        };
+        let field = "nats_proxy.upstream";
+        let url = Url::parse(raw)
+            .map_err(|_| ConfigError::new(field, "must be a ws:// or wss:// URL"))?;
+        if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none() {
+            return Err(ConfigError::new(field, "must be a ws:// or wss:// URL"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::new(
+                field,
+                "must not carry credentials: the proxy presents its own per connection",
+            ));
+        }
+        Ok(Some(url))
+    }
+}
+
 /// Command-line values that override the file and the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -512,6 +571,32 @@ impl ServerConfig {
                 "at least one of quota_per_minute, quota_per_hour, quota_per_day must be above 0",
             ));
         }
+        if self.nats_proxy.upstream_url()?.is_some() {
+            if !cfg!(feature = "nats") {
+                return Err(ConfigError::new(
+                    "nats_proxy.upstream",
+                    "this build has no NATS support (feature `nats` of openframe-server)",
+                ));
+            }
+            if !matches!(self.agent_bus()?, BusBackend::Nats(_)) {
+                return Err(ConfigError::new(
+                    "nats_proxy.upstream",
+                    "needs agent_bus.url on the same nats-server (nats://)",
+                ));
+            }
+            if self.nats_proxy.max_session_secs < 60 {
+                return Err(ConfigError::new(
+                    "nats_proxy.max_session_secs",
+                    "must be at least 60",
+                ));
+            }
+            if self.nats_proxy.operator_name.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "nats_proxy.operator_name",
+                    "must not be empty",
+                ));
+            }
+        }
         if self.http.readiness_timeout_secs == 0 || self.http.connect_timeout_secs == 0 {
             return Err(ConfigError::new(
                 "http",
@@ -561,6 +646,14 @@ impl ServerConfig {
     /// Shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.http.shutdown_grace_secs)
+    }
+
+    /// The sealed NATS authority file (`nats_proxy.authority_file`, else the data directory).
+    pub fn nats_authority_path(&self) -> PathBuf {
+        self.nats_proxy
+            .authority_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(NATS_AUTHORITY_FILE))
     }
 
     /// The development master key file (used when no key is configured).

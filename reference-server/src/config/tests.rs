@@ -128,3 +128,53 @@ fn secrets_are_redacted_in_debug_and_in_the_dump() {
     // The dump is itself a valid configuration file (with placeholders for secrets).
     assert!(c.to_redacted_toml().contains("[database]"));
 }
+
+#[test]
+fn the_nats_proxy_needs_a_websocket_upstream_and_a_nats_agent_bus() {
+    let field_of = |pairs: &[(&str, &str)]| {
+        ServerConfig::load(&env(pairs))
+            .and_then(|c| c.validate().map(|()| c))
+            .err()
+            .map(|e| e.field)
+    };
+    let upstream = ("OPENFRAME_NATS_PROXY_UPSTREAM", "ws://127.0.0.1:4223");
+    let nats = ("OPENFRAME_NATS_URL", "nats://127.0.0.1:4222");
+    // The agent traffic must reach the server's own agent bus.
+    assert_eq!(
+        field_of(&[upstream]).as_deref(),
+        Some("nats_proxy.upstream")
+    );
+    for bad in [
+        "nats://127.0.0.1:4222",
+        "http://127.0.0.1:4223",
+        "ws://user:pw@127.0.0.1:4223",
+        "not a url",
+    ] {
+        assert_eq!(
+            field_of(&[("OPENFRAME_NATS_PROXY_UPSTREAM", bad), nats]).as_deref(),
+            Some("nats_proxy.upstream"),
+            "{bad}"
+        );
+    }
+    let c = ServerConfig::load(&env(&[
+        upstream,
+        nats,
+        ("OPENFRAME_NATS_AUTHORITY_FILE", "/etc/of/nats.sealed"),
+    ]))
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(
+        c.nats_proxy.upstream_url().unwrap().unwrap().as_str(),
+        "ws://127.0.0.1:4223/"
+    );
+    assert_eq!(
+        c.nats_authority_path(),
+        PathBuf::from("/etc/of/nats.sealed")
+    );
+    let unset = ServerConfig::load(&Sources::default()).unwrap();
+    assert_eq!(unset.nats_proxy.upstream_url().unwrap(), None);
+    assert_eq!(
+        unset.nats_authority_path(),
+        PathBuf::from("./openframe-data").join(NATS_AUTHORITY_FILE)
+    );
+}
