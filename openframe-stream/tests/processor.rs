@@ -354,7 +354,7 @@ async fn poison_is_dead_lettered_while_the_rest_flows() {
     let committed: BTreeMap<(String, u32), u64> = metrics
         .partitions
         .iter()
-        .map(|p| ((p.topic.clone(), p.partition), p.committed_offset))
+        .filter_map(|p| Some(((p.topic.clone(), p.partition), p.committed_offset?)))
         .collect();
     assert_eq!(committed, last);
 }
@@ -638,6 +638,12 @@ async fn invalid_configurations_are_rejected() {
         Some("outputTopic")
     );
     assert_eq!(
+        check(|c| c.lag_interval = Duration::from_millis(10))
+            .unwrap_err()
+            .field(),
+        Some("lagInterval")
+    );
+    assert_eq!(
         check(|c| c.retry = RetryPolicy::new(0, Duration::ZERO, Duration::ZERO))
             .unwrap_err()
             .field(),
@@ -689,4 +695,63 @@ async fn any_event_store_is_a_sink_and_redeliveries_are_not_stored_twice() {
         store.count(&other, &EventFilter::default()).await.unwrap(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_is_refreshed_on_the_clock_and_reaches_zero() {
+    let s = setup(TestSink::gated(), |c| {
+        c.lag_interval = Duration::from_secs(5)
+    })
+    .await;
+    let mut per_partition: BTreeMap<u32, u64> = BTreeMap::new();
+    for i in 0..12 {
+        let position = s.bus.publish(agent_event(i % 8, i as u32)).await.unwrap();
+        *per_partition.entry(position.partition).or_default() += 1;
+    }
+    assert!(per_partition.len() > 1, "records on several partitions");
+    assert_eq!(
+        s.processor.metrics().lag_total,
+        None,
+        "no report before running"
+    );
+    let running = start(&s.processor);
+    // The first report comes at once: every record is behind (held by the blocked sink).
+    eventually("the first lag report", || {
+        s.processor.metrics().lag_total == Some(12)
+    })
+    .await;
+    let m = s.processor.metrics();
+    assert_eq!(m.lag_updated_at, Some(s.clock.now()));
+    let lag_of = |m: &openframe_stream::processor::MetricsSnapshot, topic: &str| {
+        m.partitions
+            .iter()
+            .filter(|p| p.topic == topic)
+            .map(|p| (p.partition, p.lag.unwrap()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut expected: BTreeMap<u32, u64> = (0..4).map(|p| (p, 0)).collect();
+    expected.extend(per_partition.iter().map(|(p, n)| (*p, *n)));
+    assert_eq!(lag_of(&m, EVENTS), expected, "exact per partition");
+    assert_eq!(lag_of(&m, FLEET), BTreeMap::from([(0, 0), (1, 0)]));
+
+    // Let everything be processed and committed: the report is not refreshed before the
+    // interval has passed on the processor's clock.
+    s.sink.gate.as_ref().unwrap().add_permits(1_000);
+    eventually("12 processed and committed", || {
+        let m = s.processor.metrics();
+        m.processed == 12 && m.in_flight == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.processor.metrics().lag_total, Some(12), "not due yet");
+    s.clock.advance(Duration::from_secs(5));
+    eventually("lag back to zero", || {
+        s.processor.metrics().lag_total == Some(0)
+    })
+    .await;
+    let m = s.processor.metrics();
+    assert_eq!(m.lag_updated_at, Some(s.clock.now()));
+    assert!(m.partitions.iter().all(|p| p.lag == Some(0)), "{m:?}");
+
+    assert_eq!(running.stop().await, RunEnd::Shutdown);
 }

@@ -12,7 +12,7 @@
 
 mod support_tansu;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,9 +48,14 @@ fn tenant() -> TenantId {
 
 /// A bus on the broker(s) `brokers`, topics under a fresh random prefix when `prefixed`.
 fn kafka_bus(brokers: &str, prefixed: bool) -> Arc<KafkaEventBus> {
+    kafka_bus_with_session(brokers, prefixed, Duration::from_secs(6))
+}
+
+/// [`kafka_bus`] whose consumers leave their group after `session` without the broker.
+fn kafka_bus_with_session(brokers: &str, prefixed: bool, session: Duration) -> Arc<KafkaEventBus> {
     let mut config = KafkaEventBusConfig::new(brokers.split(','))
         .with_client_id("processor-kafka-tests")
-        .with_group_timeouts(Duration::from_secs(6), Duration::from_millis(500))
+        .with_group_timeouts(session, Duration::from_millis(500))
         .with_delivery_timeout(Duration::from_secs(60))
         .with_request_timeout(Duration::from_secs(5))
         .with_linger(Duration::from_millis(1));
@@ -128,6 +133,8 @@ struct CountingStoreSink {
     delay: Duration,
     /// Serializes writes, so the pauses add up.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// Holds one write after it reached the store, until released.
+    hold: Option<Hold>,
     written: Mutex<Vec<UnifiedEvent>>,
     inserted: AtomicU64,
     replaced: AtomicU64,
@@ -140,6 +147,7 @@ impl CountingStoreSink {
             fail_next: AtomicU64::new(0),
             delay: Duration::ZERO,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            hold: None,
             written: Mutex::new(Vec::new()),
             inserted: AtomicU64::new(0),
             replaced: AtomicU64::new(0),
@@ -148,6 +156,15 @@ impl CountingStoreSink {
 
     fn written(&self) -> Vec<UnifiedEvent> {
         self.written.lock().unwrap().clone()
+    }
+
+    /// How many times each event was written.
+    fn writes_per_event(&self) -> HashMap<Uuid, usize> {
+        let mut out = HashMap::new();
+        for event in self.written.lock().unwrap().iter() {
+            *out.entry(event.id).or_default() += 1;
+        }
+        out
     }
 
     fn distinct_ids(&self) -> usize {
@@ -173,13 +190,60 @@ impl EventSink for CountingStoreSink {
                 reason: "sink down".into(),
             });
         }
-        let _turn = self.one_at_a_time.lock().await;
-        tokio::time::sleep(self.delay).await;
-        let outcome = self.store.append(events).await?;
-        self.inserted.fetch_add(outcome.inserted, Ordering::SeqCst);
-        self.replaced.fetch_add(outcome.replaced, Ordering::SeqCst);
-        self.written.lock().unwrap().extend_from_slice(events);
+        {
+            let _turn = self.one_at_a_time.lock().await;
+            tokio::time::sleep(self.delay).await;
+            let outcome = self.store.append(events).await?;
+            self.inserted.fetch_add(outcome.inserted, Ordering::SeqCst);
+            self.replaced.fetch_add(outcome.replaced, Ordering::SeqCst);
+            self.written.lock().unwrap().extend_from_slice(events);
+        }
+        // Other writes go on while this one is held.
+        if let Some(hold) = &self.hold {
+            hold.pass(events).await;
+        }
         Ok(())
+    }
+}
+
+/// Holds the `at`-th write (0-based) of a sink once it is in the store: the test learns which
+/// events it held and decides when the write returns. Until then the processor commits nothing
+/// of that partition from the held records on (commits stop at the first unfinished record).
+#[derive(Debug)]
+struct Hold {
+    at: usize,
+    writes: AtomicU64,
+    held: Mutex<Vec<Uuid>>,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+impl Hold {
+    fn new(at: usize) -> Self {
+        Self {
+            at,
+            writes: AtomicU64::new(0),
+            held: Mutex::new(Vec::new()),
+            reached: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        }
+    }
+
+    async fn pass(&self, events: &[UnifiedEvent]) {
+        if self.writes.fetch_add(1, Ordering::SeqCst) != self.at as u64 {
+            return;
+        }
+        *self.held.lock().unwrap() = events.iter().map(|e| e.id).collect();
+        self.reached.notify_one();
+        self.release.acquire().await.unwrap().forget();
+    }
+
+    /// Waits until the held write is in the store; returns its events.
+    async fn reached(&self) -> Vec<Uuid> {
+        tokio::time::timeout(Duration::from_secs(60), self.reached.notified())
+            .await
+            .expect("the held write in time");
+        self.held.lock().unwrap().clone()
     }
 }
 
@@ -439,6 +503,103 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_stores_nothing_twice() {
         "{N} events; {before_restart} stored before the kill; {} writes ({} redelivered, replaced in place)",
         sink.written().len(),
         sink.replaced.load(Ordering::SeqCst)
+    );
+    drop(tansu);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_lost_to_a_broker_kill_is_redelivered_and_stored_once() {
+    let Some(bin) = Tansu::find() else { return };
+    const N: u32 = 40;
+    const AFTER: u32 = 10;
+    const SESSION: Duration = Duration::from_secs(3);
+    let (store, dir) = sqlite_store().await;
+    let mut tansu = Tansu::start(bin, &dir);
+    let bus = kafka_bus_with_session(&tansu.brokers(), false, SESSION);
+    bus.ensure_topic(EVENTS, 2).await.unwrap();
+    for seq in 0..N {
+        bus.publish(agent_event(seq as usize % 8, seq))
+            .await
+            .unwrap();
+    }
+
+    // The second write is held once it is in the store, before the processor can commit it.
+    let mut sink = CountingStoreSink::new(store.clone());
+    sink.hold = Some(Hold::new(1));
+    let sink = Arc::new(sink);
+    let hold = sink.hold.as_ref().unwrap();
+    let retry = RetryPolicy::new(100, Duration::from_millis(50), Duration::from_millis(500));
+    let processor = processor(bus.clone(), sink.clone(), retry);
+    let running = start(&processor);
+    let held = hold.reached().await;
+    assert!(!held.is_empty());
+    // Kill the broker while the held records are stored but not committed, and keep it down
+    // for longer than the session timeout (librdkafka times it; there is no clock to advance):
+    // the consumer loses its partitions and rejoins the group after the restart, resuming
+    // each partition from the last commit the broker stored, before the held records.
+    tansu.kill();
+    tokio::time::sleep(SESSION + Duration::from_secs(2)).await;
+    tansu.spawn();
+    for seq in N..N + AFTER {
+        bus.publish(agent_event(seq as usize % 8, seq))
+            .await
+            .expect("publish after the restart");
+    }
+    // A record published after the restart is processed: the group was rejoined. Only now
+    // does the held write return, so its commit cannot precede the rejoin.
+    eventually(
+        "processing after the restart",
+        Duration::from_secs(60),
+        || sink.written().iter().any(|e| e.occurred_at >= at(N)),
+    )
+    .await;
+    hold.release.add_permits(1);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let writes = sink.writes_per_event();
+        if writes.len() == (N + AFTER) as usize
+            && held
+                .iter()
+                .all(|id| writes.get(id).copied().unwrap_or(0) >= 2)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no redelivery: {} distinct events written, held {:?}, writes {:?}, metrics {:?}",
+            writes.len(),
+            held,
+            writes,
+            processor.metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(running.stop().await, RunEnd::Shutdown);
+
+    // Redelivered: the held records were processed (and written) twice...
+    let m = processor.metrics();
+    assert_eq!(m.dead_lettered, 0);
+    let writes = sink.writes_per_event();
+    assert!(held.iter().all(|id| writes[id] >= 2), "{writes:?}");
+    assert!(
+        m.processed > u64::from(N + AFTER),
+        "records processed again: {m:?}"
+    );
+    assert!(
+        sink.replaced.load(Ordering::SeqCst) >= held.len() as u64,
+        "the store saw the held events again"
+    );
+    // ...and the store still holds every event exactly once.
+    assert_stored_exactly(store.as_ref(), &sink, N + AFTER).await;
+    println!(
+        "{} events; {} held through the kill; {} writes, {} records processed",
+        N + AFTER,
+        held.len(),
+        sink.written().len(),
+        m.processed
     );
     drop(tansu);
     drop(store);

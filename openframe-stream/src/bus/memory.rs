@@ -42,7 +42,7 @@
 //! # let _ = bus;
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -53,8 +53,8 @@ use tokio::sync::Notify;
 
 use super::{
     ConsumerSpec, DEFAULT_MAX_RECORD_BYTES, Delivered, EventBus, EventConsumer, EventPublisher,
-    Position, Record, StartPosition, TopicSpec, partition_for_key, to_millis, validate_record,
-    validate_topic, validate_topic_set,
+    PartitionLag, Position, Record, StartPosition, TopicSpec, partition_for_key, to_millis,
+    validate_record, validate_topic, validate_topic_set,
 };
 
 /// Default retention, in records per partition.
@@ -277,6 +277,9 @@ impl Partition {
 struct Group {
     /// The next offset to read, per partition.
     committed: HashMap<Tp, u64>,
+    /// Partitions a member of the group committed at least once (the others only hold the
+    /// group's start in `committed`).
+    acknowledged: HashSet<Tp>,
     members: BTreeMap<u64, Member>,
 }
 
@@ -297,7 +300,9 @@ impl Group {
     /// Deals every subscribed topic's partitions round-robin to the live members reading it,
     /// keeping a member's fetch position on partitions it still owns.
     fn rebalance(&mut self, topics: &HashMap<String, Topic>) {
-        let Group { committed, members } = self;
+        let Group {
+            committed, members, ..
+        } = self;
         let mut readers: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for (id, member) in members.iter().filter(|(_, m)| !m.ended) {
             for topic in &member.topics {
@@ -482,6 +487,7 @@ impl EventBus for InMemoryEventBus {
         }
         for group in groups.values_mut() {
             group.committed.retain(|tp, _| tp.0 != name);
+            group.acknowledged.retain(|tp| tp.0 != name);
             let mut changed = false;
             for member in group.members.values_mut() {
                 if member.topics.iter().any(|t| t == name) {
@@ -575,7 +581,9 @@ impl InMemoryEventConsumer {
         let Some(group) = groups.get_mut(&self.group) else {
             return Ok(Take::Ended);
         };
-        let Group { committed, members } = group;
+        let Group {
+            committed, members, ..
+        } = group;
         let Some(member) = members.get_mut(&self.id) else {
             return Ok(Take::Ended);
         };
@@ -650,7 +658,12 @@ impl EventConsumer for InMemoryEventConsumer {
     async fn commit(&mut self, topic: &str, positions: &[Position]) -> Result<()> {
         validate_topic(topic)?;
         let mut guard = self.inner.lock();
-        let Some(Group { committed, members }) = guard.groups.get_mut(&self.group) else {
+        let Some(Group {
+            committed,
+            acknowledged,
+            members,
+        }) = guard.groups.get_mut(&self.group)
+        else {
             return Err(Error::conflict("the consumer left its group"));
         };
         let Some(member) = members.get(&self.id) else {
@@ -671,14 +684,45 @@ impl EventConsumer for InMemoryEventConsumer {
             }
         }
         for position in positions {
-            let value = committed
-                .entry((topic.to_owned(), position.partition))
-                .or_insert(0);
+            let tp = (topic.to_owned(), position.partition);
+            let value = committed.entry(tp.clone()).or_insert(0);
             *value = (*value).max(position.offset + 1);
+            acknowledged.insert(tp);
         }
         drop(guard);
         self.inner.changed.notify_waiters();
         Ok(())
+    }
+
+    async fn lag(&mut self) -> Result<Vec<PartitionLag>> {
+        let state = self.inner.lock();
+        let Some(group) = state.groups.get(&self.group) else {
+            return Ok(Vec::new());
+        };
+        let Some(member) = group.members.get(&self.id) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(member.assigned.len());
+        for tp in member.assigned.keys() {
+            let Some(partition) = state
+                .topics
+                .get(&tp.0)
+                .and_then(|t| t.partitions.get(tp.1 as usize))
+            else {
+                continue;
+            };
+            // The rebalance recorded where the group starts, so this is always set.
+            let resume = group.committed.get(tp).copied().unwrap_or(partition.start);
+            let end = partition.end();
+            out.push(PartitionLag::new(
+                tp.0.clone(),
+                tp.1,
+                group.acknowledged.contains(tp).then_some(resume),
+                end,
+                end.saturating_sub(resume.max(partition.start)),
+            ));
+        }
+        Ok(out)
     }
 
     fn assignment(&self) -> Vec<(String, u32)> {

@@ -15,6 +15,8 @@
 //!   goes away (dropped, crashed, or the partition moved in a rebalance) is delivered again to
 //!   the group, which resumes from the last committed position. Handlers must therefore be
 //!   idempotent (the normalized events have deterministic ids for this).
+//! - **Lag**: [`EventConsumer::lag`] reports, per assigned partition, the group's committed
+//!   position, the partition's end and how many records lie between ([`PartitionLag`]).
 //!
 //! Backend mapping: Kafka topics, partitions, offsets and group commits are used as they are.
 //! On NATS JetStream a topic is a stream with one subject per partition (`<topic>.<partition>`),
@@ -196,6 +198,59 @@ impl Delivered {
     }
 }
 
+/// How far a consumer group is behind on one partition, as [`EventConsumer::lag`] reports it.
+///
+/// Offsets are the bus's [`Position::offset`]s. `lag` is a count of records, never a
+/// difference of offsets: offsets need not be contiguous (on NATS they are stream sequences
+/// shared by every partition of a topic), so `end - committed` may exceed `lag` there.
+///
+/// ```
+/// use openframe_stream::bus::PartitionLag;
+/// let lag = PartitionLag::new("logs.events", 0, Some(4), 10, 6);
+/// assert_eq!((lag.committed, lag.end, lag.lag), (Some(4), 10, 6));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct PartitionLag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The group's committed position on the partition: the offset right after the last
+    /// committed record, where the group resumes. `None` while the group has committed nothing
+    /// on the partition (NATS counts the start of a `Latest` group as its first commit).
+    pub committed: Option<u64>,
+    /// The end of the partition: every record of the partition has a lower offset, and the
+    /// next one published gets this offset or a higher one. On Kafka and the in-process bus it
+    /// is the high watermark (the last offset + 1, or 0 for an empty partition); on NATS the
+    /// topic stream's last sequence + 1.
+    pub end: u64,
+    /// Records of the partition after the committed position, delivered or not: what the group
+    /// still has to process and commit. When nothing is committed it counts from where the
+    /// group starts (its [`StartPosition`]: the oldest retained record, or the end when the
+    /// consumer joined); records dropped by retention are not counted.
+    pub lag: u64,
+}
+
+impl PartitionLag {
+    /// A partition's lag (for backend implementors).
+    pub fn new(
+        topic: impl Into<String>,
+        partition: u32,
+        committed: Option<u64>,
+        end: u64,
+        lag: u64,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+            committed,
+            end,
+            lag,
+        }
+    }
+}
+
 /// A topic to create: its name and its number of partitions.
 ///
 /// ```
@@ -349,6 +404,12 @@ pub trait EventConsumer: Send + fmt::Debug {
 
     /// The `(topic, partition)`s currently assigned to this consumer, sorted.
     fn assignment(&self) -> Vec<(String, u32)>;
+
+    /// The group's [lag](PartitionLag) on each partition currently assigned to this consumer,
+    /// sorted by topic and partition (empty while nothing is assigned). Asks the broker on
+    /// Kafka and NATS (one request per partition): call it periodically, not per record.
+    /// `Unavailable` if the broker cannot answer in time.
+    async fn lag(&mut self) -> Result<Vec<PartitionLag>>;
 
     /// Commits one delivered record (and every earlier record of its partition).
     async fn commit_delivered(&mut self, delivered: &Delivered) -> Result<()> {

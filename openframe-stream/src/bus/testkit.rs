@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use openframe_core::Error;
 
 use super::{
-    ConsumerSpec, Delivered, EventBus, EventConsumer, Headers, Position, Record, StartPosition,
-    TopicSpec,
+    ConsumerSpec, Delivered, EventBus, EventConsumer, Headers, PartitionLag, Position, Record,
+    StartPosition, TopicSpec,
 };
 
 /// How long a check waits for something that must happen.
@@ -444,6 +444,120 @@ pub async fn check_latest_and_earliest(bus: Arc<dyn EventBus>) {
     ns.cleanup(&*bus).await;
 }
 
+/// A key that [`partition_for_key`](super::partition_for_key) sends to `partition` of a topic
+/// with `partitions` partitions.
+pub fn key_for_partition(partition: u32, partitions: u32) -> String {
+    (0..)
+        .map(|n| format!("key-{n}"))
+        .find(|k| super::partition_for_key(k.as_bytes(), partitions) == partition)
+        .expect("some key maps to every partition")
+}
+
+/// The consumer's lag per partition of `topic`: `(partition, committed, lag)`, after checking
+/// what holds on every backend (sorted, one entry per assigned partition, `end` past every
+/// offset in `delivered` and at or past `committed`).
+async fn lag_of(
+    consumer: &mut dyn EventConsumer,
+    topic: &str,
+    delivered: &[Delivered],
+) -> Vec<(u32, Option<u64>, u64)> {
+    let lag: Vec<PartitionLag> = consumer.lag().await.expect("lag");
+    let assigned: Vec<(String, u32)> = lag.iter().map(|l| (l.topic.clone(), l.partition)).collect();
+    assert_eq!(
+        assigned,
+        consumer.assignment(),
+        "lag covers the assignment, sorted"
+    );
+    for l in &lag {
+        assert!(l.committed.is_none_or(|c| c <= l.end), "{l:?}");
+        for d in delivered
+            .iter()
+            .filter(|d| d.position.partition == l.partition)
+        {
+            assert!(d.position.offset < l.end, "end {l:?} past {:?}", d.position);
+        }
+    }
+    lag.into_iter()
+        .filter(|l| l.topic == topic)
+        .map(|l| (l.partition, l.committed, l.lag))
+        .collect()
+}
+
+/// [`EventConsumer::lag`] counts exactly the records after the group's committed position of
+/// each assigned partition (from the start while nothing is committed): delivered and
+/// uncommitted ones, and ones not yet delivered; an empty partition has none. A new member of
+/// the group sees the group's commits.
+pub async fn check_lag_counts_uncommitted_records(bus: Arc<dyn EventBus>) {
+    let ns = Namespace::new();
+    let topic = ns.create_topic(&*bus, "lag", 3).await;
+    let group = ns.group("g");
+    let (k0, k1) = (key_for_partition(0, 3), key_for_partition(1, 3));
+    for i in 0..6 {
+        publish(&*bus, &topic, Some(&k0), &format!("a{i}")).await;
+    }
+    for i in 0..4 {
+        publish(&*bus, &topic, Some(&k1), &format!("b{i}")).await;
+    }
+    let mut c = consumer(&*bus, ConsumerSpec::new(group.clone(), [topic.clone()])).await;
+    let got = read_n(&mut *c, 10).await;
+    assert_quiet(&mut *c).await;
+    assert_eq!(
+        lag_of(&mut *c, &topic, &got).await,
+        [(0, None, 6), (1, None, 4), (2, None, 0)],
+        "nothing committed: every record counts, delivered or not"
+    );
+
+    let on = |p: u32| got.iter().filter(move |d| d.position.partition == p);
+    let a3 = on(0).nth(3).unwrap().position;
+    let b_last = on(1).next_back().unwrap().position;
+    c.commit(&topic, &[a3, b_last]).await.unwrap();
+    assert_eq!(
+        lag_of(&mut *c, &topic, &got).await,
+        [
+            (0, Some(a3.offset + 1), 2),
+            (1, Some(b_last.offset + 1), 0),
+            (2, None, 0)
+        ]
+    );
+    // Records published and not yet delivered count too.
+    for i in 4..7 {
+        publish(&*bus, &topic, Some(&k1), &format!("b{i}")).await;
+    }
+    assert_eq!(
+        lag_of(&mut *c, &topic, &got).await,
+        [
+            (0, Some(a3.offset + 1), 2),
+            (1, Some(b_last.offset + 1), 3),
+            (2, None, 0)
+        ]
+    );
+    drop(c);
+
+    // A new member resumes from the group's commits and reports the same lag until it commits.
+    let mut c = consumer(&*bus, ConsumerSpec::new(group, [topic.clone()])).await;
+    let again = read_n(&mut *c, 5).await;
+    assert_quiet(&mut *c).await;
+    assert_eq!(
+        lag_of(&mut *c, &topic, &again).await,
+        [
+            (0, Some(a3.offset + 1), 2),
+            (1, Some(b_last.offset + 1), 3),
+            (2, None, 0)
+        ]
+    );
+    for d in &again {
+        c.commit_delivered(d).await.unwrap();
+    }
+    let lag = lag_of(&mut *c, &topic, &again).await;
+    assert_eq!(
+        lag.iter().map(|(p, _, l)| (*p, *l)).collect::<Vec<_>>(),
+        [(0, 0), (1, 0), (2, 0)],
+        "everything committed: {lag:?}"
+    );
+    drop(c);
+    ns.cleanup(&*bus).await;
+}
+
 fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
     match result {
         Err(Error::InvalidInput { .. }) => {}
@@ -563,7 +677,7 @@ macro_rules! event_bus_conformance {
             check_round_trip, check_per_key_order, check_groups_see_everything,
             check_group_splits_partitions, check_commit_then_restart_resumes,
             check_uncommitted_are_redelivered, check_latest_and_earliest,
-            check_bad_input_is_rejected
+            check_lag_counts_uncommitted_records, check_bad_input_is_rejected
         );
     };
 }

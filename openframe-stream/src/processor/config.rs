@@ -14,6 +14,8 @@ pub const DEFAULT_OUTPUT_TOPIC: &str = "openframe.unified-events";
 pub const DEFAULT_GROUP: &str = "openframe-stream-processor";
 /// Most lanes (concurrently processed keys).
 pub const MAX_CONCURRENCY: usize = 256;
+/// The default [`ProcessorConfig::lag_interval`].
+pub const DEFAULT_LAG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Exponential backoff for transient failures (`Error::is_retryable`).
 ///
@@ -101,6 +103,10 @@ pub struct ProcessorConfig {
     pub retry: RetryPolicy,
     /// Where a new group starts (default earliest).
     pub start: StartPosition,
+    /// How often the consumer lag is asked from the bus, on the processor's clock (default
+    /// [`DEFAULT_LAG_INTERVAL`], 100 ms to 1 hour); see
+    /// [`MetricsSnapshot::lag_total`](super::MetricsSnapshot::lag_total).
+    pub lag_interval: Duration,
 }
 
 impl ProcessorConfig {
@@ -117,6 +123,7 @@ impl ProcessorConfig {
             batch_size: 100,
             retry: RetryPolicy::default(),
             start: StartPosition::Earliest,
+            lag_interval: DEFAULT_LAG_INTERVAL,
         }
     }
 
@@ -162,6 +169,14 @@ impl ProcessorConfig {
         }
         if self.batch_size == 0 || self.batch_size > 10_000 {
             return Err(Error::invalid("batchSize", "must be between 1 and 10000"));
+        }
+        if self.lag_interval < Duration::from_millis(100)
+            || self.lag_interval > Duration::from_secs(3600)
+        {
+            return Err(Error::invalid(
+                "lagInterval",
+                "must be between 100 ms and 1 hour",
+            ));
         }
         self.retry.validate()
     }

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use openframe_core::Timestamp;
 
+use crate::bus::PartitionLag;
+
+/// The last lag the bus reported: when, and the records behind per partition.
+type LagReport = (Timestamp, BTreeMap<(String, u32), u64>);
+
 /// Live counters, shared by the fetch loop, the lanes and replay.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -18,6 +23,7 @@ pub(crate) struct Metrics {
     pub(crate) in_flight: AtomicU64,
     pub(crate) started_at: Mutex<Option<Timestamp>>,
     pub(crate) committed: Mutex<BTreeMap<(String, u32), u64>>,
+    lag: Mutex<Option<LagReport>>,
 }
 
 impl Metrics {
@@ -33,6 +39,15 @@ impl Metrics {
         committed.insert((topic.to_owned(), partition), offset);
     }
 
+    /// Replaces the lag with what the bus reported at `at` (the assigned partitions).
+    pub(crate) fn set_lag(&self, at: Timestamp, lag: &[PartitionLag]) {
+        let partitions = lag
+            .iter()
+            .map(|l| ((l.topic.clone(), l.partition), l.lag))
+            .collect();
+        *self.lag.lock().unwrap_or_else(PoisonError::into_inner) = Some((at, partitions));
+    }
+
     pub(crate) fn snapshot(&self, now: Timestamp) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let started = *self
@@ -44,18 +59,31 @@ impl Metrics {
             .unwrap_or_default();
         let processed = get(&self.processed);
         let secs = elapsed.as_secs_f64();
-        let partitions = self
+        let committed = self
             .committed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|((topic, partition), offset)| PartitionProgress {
-                topic: topic.clone(),
-                partition: *partition,
-                committed_offset: *offset,
-                lag: None,
+            .clone();
+        let (lag_updated_at, lag) = self
+            .lag
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unzip();
+        let lag = lag.unwrap_or_default();
+        let mut keys: Vec<&(String, u32)> = committed.keys().chain(lag.keys()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let partitions = keys
+            .into_iter()
+            .map(|tp| PartitionProgress {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                committed_offset: committed.get(tp).copied(),
+                lag: lag.get(tp).copied(),
             })
             .collect();
+        let lag_total = (!lag.is_empty()).then(|| lag.values().sum());
         MetricsSnapshot {
             processed,
             events_written: get(&self.events_written),
@@ -64,6 +92,8 @@ impl Metrics {
             replayed: get(&self.replayed),
             in_flight: get(&self.in_flight),
             partitions,
+            lag_total,
+            lag_updated_at,
             elapsed,
             throughput_per_sec: if secs > 0.0 {
                 processed as f64 / secs
@@ -82,10 +112,13 @@ pub struct PartitionProgress {
     pub topic: String,
     /// The partition.
     pub partition: u32,
-    /// The last offset committed by this processor.
-    pub committed_offset: u64,
-    /// Records after the committed one, where the bus can tell (the `EventBus` trait does not
-    /// expose end offsets yet, so this is `None` for now).
+    /// The offset of the last record this processor committed, `None` if it committed none
+    /// on the partition (yet).
+    pub committed_offset: Option<u64>,
+    /// Records of the partition the group has not committed yet (delivered or not), as the bus
+    /// reported at [`MetricsSnapshot::lag_updated_at`] (see
+    /// [`PartitionLag::lag`](crate::bus::PartitionLag::lag)); `None` if the partition was not
+    /// assigned to this processor then.
     pub lag: Option<u64>,
 }
 
@@ -106,8 +139,15 @@ pub struct MetricsSnapshot {
     pub replayed: u64,
     /// Records delivered to lanes and not finished.
     pub in_flight: u64,
-    /// The committed position per source partition, sorted.
+    /// The source partitions this processor committed on or was last assigned, sorted.
     pub partitions: Vec<PartitionProgress>,
+    /// The sum of [`PartitionProgress::lag`]: records of the assigned partitions not committed
+    /// yet. Refreshed every [`ProcessorConfig::lag_interval`](super::ProcessorConfig::lag_interval)
+    /// of the processor's clock while it runs; `None` before the first report and while no
+    /// partition is assigned (a Kafka consumer has none until it joined its group).
+    pub lag_total: Option<u64>,
+    /// When the bus last reported the lag (on the processor's clock).
+    pub lag_updated_at: Option<Timestamp>,
     /// Time since the processor started (on its clock).
     pub elapsed: Duration,
     /// `processed / elapsed`, records per second.

@@ -22,7 +22,10 @@
 //!   topic (or another), committing each on the dead-letter topic.
 //! - **Shutdown**: when the future given to [`Processor::run`] completes, the processor stops
 //!   fetching, lets the lanes finish what they hold, commits, and returns.
-//! - **Metrics**: [`Processor::metrics`] at any time.
+//! - **Metrics**: [`Processor::metrics`] at any time: counters, throughput, and the consumer
+//!   lag per partition, asked from the bus every
+//!   [`lag_interval`](ProcessorConfig::lag_interval) of the processor's clock (which is read
+//!   at least every 100 ms, so a manual clock drives it in tests).
 //!
 //! Nothing is dropped silently: a record is either processed, dead-lettered, or left
 //! uncommitted (if even the dead-letter topic refuses it) so the group gets it again.
@@ -77,6 +80,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use openframe_core::{Clock, Error, Result, SystemClock};
 use tokio::sync::mpsc;
@@ -86,8 +90,8 @@ use crate::bus::{Delivered, EventBus, EventConsumer};
 use crate::enrich::Enricher;
 
 pub use config::{
-    DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_GROUP, DEFAULT_OUTPUT_TOPIC, MAX_CONCURRENCY,
-    ProcessorConfig, RetryPolicy,
+    DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_GROUP, DEFAULT_LAG_INTERVAL, DEFAULT_OUTPUT_TOPIC,
+    MAX_CONCURRENCY, ProcessorConfig, RetryPolicy,
 };
 pub use dead_letter::{
     ATTEMPTS_HEADER, DeadLetterInfo, DeadLetterReason, ERROR_HEADER, FAILED_AT_HEADER,
@@ -101,6 +105,13 @@ pub use sink::{EventSink, InMemoryEventSink, StoreSink};
 use lane::{Finished, Pipeline, run_lane};
 use metrics::Metrics;
 use tracker::CommitTracker;
+
+/// How often the run loop re-reads the clock to see whether the lag is due.
+const LAG_TICK: Duration = Duration::from_millis(100);
+
+/// How long the run loop waits for the bus to report the lag (it fetches nothing meanwhile);
+/// a broker that takes longer keeps the last report.
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Builds a [`Processor`].
 #[derive(Debug)]
@@ -126,7 +137,8 @@ impl ProcessorBuilder {
         self
     }
 
-    /// The clock for dead-letter times and throughput (default the system clock).
+    /// The clock for dead-letter times, throughput and lag refreshes (default the system
+    /// clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -235,10 +247,23 @@ impl Processor {
         let mut end = None;
         let mut failure = None;
         let mut fetch_errors = 0u32;
+        let mut lag_due = p.clock.now();
+        let mut lag_tick = tokio::time::interval(LAG_TICK.min(p.config.lag_interval));
+        lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             if end.is_some() && running == 0 {
                 break;
+            }
+            if end.is_none() && p.clock.now() >= lag_due {
+                self.refresh_lag(consumer.as_mut()).await;
+                let interval = chrono::Duration::from_std(p.config.lag_interval)
+                    .unwrap_or(chrono::Duration::MAX);
+                lag_due = p
+                    .clock
+                    .now()
+                    .checked_add_signed(interval)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             }
             let can_fetch = end.is_none() && tracker.uncommitted() < p.config.max_in_flight;
             tokio::select! {
@@ -257,6 +282,8 @@ impl Processor {
                     end = Some(RunEnd::Shutdown);
                     p.stopping.store(true, Ordering::Relaxed);
                 }
+                // Wakes the loop to re-read the clock for the lag refresh.
+                _ = lag_tick.tick(), if end.is_none() => {}
                 next = consumer.next(), if can_fetch => match next {
                     Ok(Some(delivered)) => {
                         fetch_errors = 0;
@@ -319,6 +346,18 @@ impl Processor {
             }
         }
         Ok(())
+    }
+
+    /// Asks the bus for the lag of the assigned partitions; a failure keeps the last report.
+    async fn refresh_lag(&self, consumer: &mut dyn EventConsumer) {
+        let p = &self.pipeline;
+        match tokio::time::timeout(LAG_TIMEOUT, consumer.lag()).await {
+            Ok(Ok(lag)) => p.metrics.set_lag(p.clock.now(), &lag),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the consumer lag; keeping the last")
+            }
+            Err(_) => tracing::warn!("the bus did not report the lag in time; keeping the last"),
+        }
     }
 
     /// Commits what the tracker allows. A partition that moved to another consumer is

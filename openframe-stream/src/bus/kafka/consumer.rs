@@ -15,7 +15,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::error::{BACKEND, is_transient, is_unknown_topic, map_commit_error, map_error};
-use crate::bus::{Delivered, EventConsumer, Position, Record, StartPosition, validate_topic};
+use crate::bus::{
+    Delivered, EventConsumer, PartitionLag, Position, Record, StartPosition, validate_topic,
+};
 
 /// A topic (as named on the broker) and a partition.
 type Tp = (String, u32);
@@ -239,6 +241,40 @@ impl KafkaEventConsumer {
             .sum()
     }
 
+    /// The group's committed offset and the low and high watermarks of each of `partitions`,
+    /// asked from the broker (blocking librdkafka calls, run on the blocking pool).
+    async fn offsets(&self, partitions: Vec<Tp>) -> Result<Vec<(Tp, Option<u64>, u64, u64)>> {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            let timeout = consumer.context().timeout;
+            let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+            for (topic, partition) in &partitions {
+                tpl.add_partition(topic, *partition as i32);
+            }
+            let committed = consumer
+                .committed_offsets(tpl, timeout)
+                .map_err(|e| map_error("offset request", e))?;
+            let mut out = Vec::with_capacity(partitions.len());
+            for (topic, partition) in partitions {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, partition as i32, timeout)
+                    .map_err(|e| map_error("offset request", e))?;
+                let done = committed
+                    .find_partition(&topic, partition as i32)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(n) => u64::try_from(n).ok(),
+                        _ => None,
+                    });
+                let low = u64::try_from(low).unwrap_or(0);
+                let high = u64::try_from(high).unwrap_or(0);
+                out.push(((topic, partition), done, low, high));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("offset task failed: {e}").into()))?
+    }
+
     /// Whether every topic this consumer reads still exists.
     async fn topics_exist(&self) -> Result<bool> {
         let counts = self.probe.partitions(self.topics.clone()).await?;
@@ -334,6 +370,28 @@ impl EventConsumer for KafkaEventConsumer {
             }
         }
         Ok(())
+    }
+
+    async fn lag(&mut self) -> Result<Vec<PartitionLag>> {
+        let assigned: Vec<Tp> = lock(&self.shared).partitions.keys().cloned().collect();
+        if assigned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let context = self.consumer.context();
+        let offsets = self.offsets(assigned).await?;
+        Ok(offsets
+            .into_iter()
+            .map(|(tp, committed, low, high)| {
+                // Where the group starts reading a partition it never committed.
+                let start = match context.start {
+                    StartPosition::Earliest => low,
+                    StartPosition::Latest => context.latest.get(&tp).copied().unwrap_or(high),
+                };
+                let resume = committed.unwrap_or(start).max(low);
+                let topic = tp.0.strip_prefix(self.prefix.as_str()).unwrap_or(&tp.0);
+                PartitionLag::new(topic, tp.1, committed, high, high.saturating_sub(resume))
+            })
+            .collect())
     }
 
     fn assignment(&self) -> Vec<(String, u32)> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::{self};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::{self, ErrorCode};
 use async_trait::async_trait;
 use base64::Engine as _;
 use futures::StreamExt;
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{KEY_HEADER, NatsEventBusConfig, TIME_HEADER, backend, is_reserved_header, naming};
-use crate::bus::{Delivered, EventConsumer, Position, Record, validate_topic};
+use crate::bus::{Delivered, EventConsumer, PartitionLag, Position, Record, validate_topic};
 
 /// A topic (as the caller names it) and a partition.
 type Tp = (String, u32);
@@ -67,6 +68,8 @@ enum Event {
 struct Shared {
     /// Assigned partitions and the epoch of their current durable.
     assigned: BTreeMap<Tp, u64>,
+    /// The name of each claimed partition's current durable.
+    durables: HashMap<Tp, String>,
     ended: bool,
 }
 
@@ -107,6 +110,9 @@ struct PartitionState {
 /// goodbye to the group (its partitions move at once).
 pub struct NatsEventConsumer {
     rx: mpsc::Receiver<Event>,
+    js: jetstream::Context,
+    /// The stream of each topic read (by the caller's topic name).
+    streams: HashMap<String, String>,
     shared: Arc<Mutex<Shared>>,
     partitions: BTreeMap<Tp, PartitionState>,
     group: String,
@@ -156,6 +162,12 @@ impl NatsEventConsumer {
         let (tx, rx) = mpsc::channel(capacity);
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (ready_tx, ready_rx) = oneshot::channel();
+        let js = spec.js.clone();
+        let streams = spec
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), naming::stream_name(&t.full)))
+            .collect();
         let member = Member {
             client: spec.client.clone(),
             js: spec.js,
@@ -180,6 +192,8 @@ impl NatsEventConsumer {
         }
         Ok(Self {
             rx,
+            js,
+            streams,
             shared,
             partitions: BTreeMap::new(),
             group: spec.group,
@@ -345,6 +359,71 @@ impl EventConsumer for NatsEventConsumer {
             state.in_flight.retain(|sequence, _| *sequence > offset);
         }
         Ok(())
+    }
+
+    /// The pending and ack-pending counts of each assigned partition's durable: with
+    /// `AckPolicy::All` their sum is exactly the records after the ack floor.
+    async fn lag(&mut self) -> Result<Vec<PartitionLag>> {
+        let claimed: Vec<(Tp, String)> = {
+            let shared = lock(&self.shared);
+            shared
+                .assigned
+                .keys()
+                .filter_map(|tp| Some((tp.clone(), shared.durables.get(tp)?.clone())))
+                .collect()
+        };
+        let mut streams: HashMap<String, jetstream::stream::Stream> = HashMap::new();
+        let mut out = Vec::with_capacity(claimed.len());
+        for ((topic, partition), durable) in claimed {
+            let Some(name) = self.streams.get(&topic) else {
+                continue;
+            };
+            if !streams.contains_key(name) {
+                match self.js.get_stream(name).await {
+                    Ok(stream) => {
+                        streams.insert(name.clone(), stream);
+                    }
+                    // The topic was deleted: this consumer is ending.
+                    Err(e) if super::is_stream_not_found(&e) => continue,
+                    Err(e) => return Err(super::map_request_error(e)),
+                }
+            }
+            let Some(stream) = streams.get(name) else {
+                continue;
+            };
+            let info = match stream.consumer_info(&durable).await {
+                Ok(info) => info,
+                Err(e) => match e.kind() {
+                    // The durable was replaced: the partition moved to another member.
+                    ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound => {
+                        continue;
+                    }
+                    ConsumerInfoErrorKind::JetStream(js)
+                        if js.error_code() == ErrorCode::CONSUMER_NOT_FOUND =>
+                    {
+                        continue;
+                    }
+                    ConsumerInfoErrorKind::TimedOut
+                    | ConsumerInfoErrorKind::Request
+                    | ConsumerInfoErrorKind::NoResponders
+                    | ConsumerInfoErrorKind::Offline => {
+                        return Err(Error::Unavailable {
+                            reason: format!("nats consumer info failed: {}", e.kind()).into(),
+                        });
+                    }
+                    _ => return Err(backend(e)),
+                },
+            };
+            let floor = committed_floor(&info);
+            out.push(PartitionLag::new(
+                topic,
+                partition,
+                (floor > 0).then_some(floor + 1),
+                stream.cached_info().state.last_sequence + 1,
+                info.num_pending + info.num_ack_pending as u64,
+            ));
+        }
+        Ok(out)
     }
 
     fn assignment(&self) -> Vec<(String, u32)> {
@@ -575,7 +654,7 @@ impl Member {
         let mut floor = None;
         for name in &previous {
             if let Ok(info) = stream.consumer_info(name).await {
-                let acked = info.ack_floor.stream_sequence;
+                let acked = committed_floor(&info);
                 floor = Some(floor.map_or(acked, |f: u64| f.max(acked)));
             }
         }
@@ -587,9 +666,9 @@ impl Member {
         }
         self.epoch += 1;
         let epoch = self.epoch;
-        let durable = format!("{prefix}{epoch}x{}", &self.me.id[..8]);
+        let durable_name = format!("{prefix}{epoch}x{}", &self.me.id[..8]);
         let config = PullConfig {
-            durable_name: Some(durable),
+            durable_name: Some(durable_name.clone()),
             filter_subject: naming::subject(&topic.full, tp.1),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: start,
@@ -603,9 +682,23 @@ impl Member {
         let batch = self.max_in_flight.clamp(1, 100);
         let reader = tokio::spawn(read(consumer, tp.clone(), epoch, batch, self.tx.clone()));
         self.owned.insert(tp.clone(), AbortOnDrop(reader));
-        lock(&self.shared).assigned.insert(tp.clone(), epoch);
+        let mut shared = lock(&self.shared);
+        shared.assigned.insert(tp.clone(), epoch);
+        shared.durables.insert(tp.clone(), durable_name);
         Ok(())
     }
+}
+
+/// The last stream sequence a durable's group has committed: its ack floor, or the sequence
+/// before the one it was created to start at (what its predecessors had committed, or where a
+/// `Latest` group began), whichever is later. The server reports an ack floor of 0 until the
+/// first acknowledgement, whatever the start.
+fn committed_floor(info: &jetstream::consumer::Info) -> u64 {
+    let start = match info.config.deliver_policy {
+        DeliverPolicy::ByStartSequence { start_sequence } => start_sequence.saturating_sub(1),
+        _ => 0,
+    };
+    info.ack_floor.stream_sequence.max(start)
 }
 
 /// Pulls one partition's durable and forwards its records until the durable goes away.
