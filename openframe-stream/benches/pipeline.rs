@@ -3,11 +3,19 @@
 //! - (a) `serde_json::from_slice::<Value>` of the payloads: the parsing ceiling;
 //! - (b) adapt + enrich with a warm cache on one thread (goal ≥ 300,000 events/s);
 //! - (c) in-process bus → processor → in-memory sink, end to end;
-//! - (d) Kafka (`OPENFRAME_TEST_KAFKA_BROKERS`) → processor → SQLite event store (goal ≥
-//!   50,000 events/s); needs features `kafka` and `sqlite`, skipped otherwise.
+//! - (e) the SQLite event store's `append` alone, sequential batches of 10 to 1000 events of the
+//!   mix (feature `sqlite`);
+//! - (d0) Kafka (`OPENFRAME_TEST_KAFKA_BROKERS`) → processor → no-op sink: what consuming alone
+//!   allows; (d) Kafka → processor → SQLite event store (goal ≥ 50,000 events/s), every event
+//!   verified in SQLite by a count at the end; both need features `kafka` and `sqlite`. Under
+//!   each, where the time went: time to the first record, sink writes and their size, and the
+//!   processor's consumer commits with the time spent in them.
 //!
 //! Run with: `cargo bench -p openframe-stream --bench pipeline`
-//! (add `--features kafka,sqlite` and set `OPENFRAME_TEST_KAFKA_BROKERS` for (d)).
+//! (add `--features kafka,sqlite` and set `OPENFRAME_TEST_KAFKA_BROKERS` for (d0) and (d), e.g.
+//! through `scripts/test-services.sh`). Size knobs: `OPENFRAME_BENCH_KAFKA_RECORDS` (default
+//! 100,000), `OPENFRAME_BENCH_APPEND_EVENTS` (default 100,000), `OPENFRAME_BENCH_LANE_BATCH`
+//! (default: the processor's default batch size).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +27,15 @@ use openframe_data::Repositories;
 use openframe_data::memory::{InMemoryCache, InMemoryDocumentStore};
 use openframe_stream::adapters::{AdapterRegistry, RawRecord};
 use openframe_stream::bus::memory::InMemoryEventBus;
-use openframe_stream::bus::{EventBus, EventPublisher, Record};
+use openframe_stream::bus::{
+    ConsumerSpec, Delivered, EventBus, EventConsumer, EventPublisher, PartitionLag, Position,
+    Record, TopicSpec,
+};
 use openframe_stream::enrich::{Enricher, RepositoryDirectory};
-use openframe_stream::processor::{InMemoryEventSink, Processor, ProcessorConfig};
+use openframe_stream::model::UnifiedEvent;
+use openframe_stream::processor::{
+    EventSink, InMemoryEventSink, Processor, ProcessorConfig, StoreSink,
+};
 use serde_json::json;
 
 const MACHINES: usize = 200;
@@ -143,6 +157,16 @@ struct Row {
     items: u64,
     unit: &'static str,
     elapsed: Duration,
+    /// Printed under the row when not empty.
+    note: String,
+}
+
+/// A size knob: the environment variable `name`, else `default`.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Row {
@@ -178,6 +202,7 @@ fn main() {
         items: N as u64,
         unit: "records",
         elapsed: start.elapsed(),
+        note: String::new(),
     });
     std::hint::black_box(fields);
 
@@ -192,6 +217,7 @@ fn main() {
         items: adapted,
         unit: "events",
         elapsed: start.elapsed(),
+        note: String::new(),
     });
 
     let repos = single.block_on(repositories());
@@ -218,6 +244,7 @@ fn main() {
         items: events,
         unit: "events",
         elapsed: start.elapsed(),
+        note: String::new(),
     });
     assert_eq!(unknown, 0, "every machine of the mix is known");
 
@@ -244,7 +271,7 @@ fn main() {
             .with_config(config)
             .build()
             .unwrap();
-        let elapsed = run_until(&processor, E2E as u64).await;
+        let (elapsed, _) = run_until(&processor, E2E as u64).await;
         (elapsed, sink.len())
     });
     rows.push(Row {
@@ -252,12 +279,19 @@ fn main() {
         items: E2E as u64,
         unit: "records",
         elapsed: e2e_elapsed,
+        note: String::new(),
     });
     assert_eq!(written, E2E);
 
-    // (d) Kafka → processor → SQLite.
-    match kafka_sqlite(&multi, &records, &enricher) {
-        Ok(row) => rows.push(row),
+    // (e) SQLite append alone, at the batch sizes a processor lane produces and above.
+    match sqlite_rows(&multi, &raws, &registry, &enricher) {
+        Ok(sqlite) => rows.extend(sqlite),
+        Err(line) => notes.push(line),
+    }
+
+    // (d0) and (d): Kafka → processor → no-op sink, then → SQLite.
+    match kafka_rows(&multi, &records, &enricher) {
+        Ok(kafka) => rows.extend(kafka),
         Err(line) => notes.push(line),
     }
 
@@ -281,14 +315,18 @@ fn main() {
             row.rate() / ceiling,
             row.unit
         );
+        if !row.note.is_empty() {
+            println!("    {}", row.note);
+        }
     }
     for note in notes {
         println!("{note}");
     }
 }
 
-/// Runs `processor` until it processed `n` records; returns the time taken.
-async fn run_until(processor: &Processor, n: u64) -> Duration {
+/// Runs `processor` until it processed `n` records; returns the time taken and when the first
+/// record was processed.
+async fn run_until(processor: &Processor, n: u64) -> (Duration, Duration) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let start = Instant::now();
     let task = tokio::spawn({
@@ -301,7 +339,16 @@ async fn run_until(processor: &Processor, n: u64) -> Duration {
                 .await
         }
     });
-    while processor.metrics().processed + processor.metrics().dead_lettered < n {
+    let mut first = None;
+    loop {
+        let m = processor.metrics();
+        let done = m.processed + m.dead_lettered;
+        if done > 0 && first.is_none() {
+            first = Some(start.elapsed());
+        }
+        if done >= n {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = start.elapsed();
@@ -312,26 +359,243 @@ async fn run_until(processor: &Processor, n: u64) -> Duration {
         m.dead_lettered, 0,
         "nothing may be dead-lettered in the bench"
     );
-    elapsed
+    (elapsed, first.unwrap_or(elapsed))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_rows(
+    _rt: &tokio::runtime::Runtime,
+    _raws: &[RawRecord],
+    _registry: &AdapterRegistry,
+    _enricher: &Enricher,
+) -> Result<Vec<Row>, String> {
+    Err("(e) SQLite append: skipped: build with --features sqlite".into())
+}
+
+/// (e) The SQLite event store's `append` alone, sequential batches of several sizes of the
+/// events the mix produces, each size into a fresh file.
+#[cfg(feature = "sqlite")]
+fn sqlite_rows(
+    rt: &tokio::runtime::Runtime,
+    raws: &[RawRecord],
+    registry: &AdapterRegistry,
+    enricher: &Enricher,
+) -> Result<Vec<Row>, String> {
+    use openframe_stream::store::EventStore;
+    use openframe_stream::store::sqlite::SqliteEventStore;
+
+    let n = knob("OPENFRAME_BENCH_APPEND_EVENTS", 100_000).min(raws.len());
+    rt.block_on(async {
+        let mut events = Vec::with_capacity(n);
+        for raw in &raws[..n] {
+            for mut e in registry.adapt(raw).map_err(|e| e.to_string())? {
+                enricher
+                    .enrich_in_place(raw, &mut e)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                events.push(e);
+            }
+        }
+        let distinct = distinct_ids(events.iter());
+        let mut rows = Vec::new();
+        for (batch, name) in [
+            (10, "(e) SQLite append alone, batches of 10"),
+            (100, "(e) SQLite append alone, batches of 100"),
+            (250, "(e) SQLite append alone, batches of 250"),
+            (1000, "(e) SQLite append alone, batches of 1000"),
+        ] {
+            let path = std::env::temp_dir().join(format!(
+                "openframe-bench-{}.db",
+                uuid::Uuid::new_v4().simple()
+            ));
+            let store = SqliteEventStore::open(&path)
+                .await
+                .map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            for chunk in events.chunks(batch) {
+                store.append(chunk).await.map_err(|e| e.to_string())?;
+            }
+            let elapsed = start.elapsed();
+            let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
+            let stored = store
+                .count(&tenant, &Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            assert_eq!(stored, distinct, "every event is stored (once per id)");
+            drop(store);
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            rows.push(Row {
+                name,
+                items: events.len() as u64,
+                unit: "events",
+                elapsed,
+                note: String::new(),
+            });
+        }
+        Ok(rows)
+    })
+}
+
+/// How many different event ids `events` have (the store keeps one row per tenant and id; the
+/// MeshCentral and TacticalRMM records of the mix repeat one change each).
+#[cfg(feature = "sqlite")]
+fn distinct_ids<'a>(events: impl Iterator<Item = &'a UnifiedEvent>) -> u64 {
+    events
+        .map(|e| e.id)
+        .collect::<std::collections::HashSet<_>>()
+        .len() as u64
+}
+
+/// Time spent in the processor's consumer calls (a decorator over the bus under test), to show
+/// where the end-to-end time goes.
+#[derive(Debug, Default)]
+struct ConsumerTimes {
+    commits: std::sync::atomic::AtomicU64,
+    commit_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl ConsumerTimes {
+    fn summary(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        format!(
+            "{} commits taking {} ms in all",
+            self.commits.load(Relaxed),
+            self.commit_nanos.load(Relaxed) / 1_000_000
+        )
+    }
+}
+
+/// The bus under test with its consumers' commits timed.
+#[derive(Debug)]
+struct TimedBus {
+    inner: Arc<dyn EventBus>,
+    times: Arc<ConsumerTimes>,
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for TimedBus {
+    async fn publish(&self, record: Record) -> openframe_core::Result<Position> {
+        self.inner.publish(record).await
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for TimedBus {
+    async fn ensure_topics(&self, specs: &[TopicSpec]) -> openframe_core::Result<()> {
+        self.inner.ensure_topics(specs).await
+    }
+    async fn delete_topic(&self, name: &str) -> openframe_core::Result<bool> {
+        self.inner.delete_topic(name).await
+    }
+    async fn topic_partitions(&self, topic: &str) -> openframe_core::Result<Option<u32>> {
+        self.inner.topic_partitions(topic).await
+    }
+    async fn consumer(&self, spec: ConsumerSpec) -> openframe_core::Result<Box<dyn EventConsumer>> {
+        Ok(Box::new(TimedConsumer {
+            inner: self.inner.consumer(spec).await?,
+            times: self.times.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct TimedConsumer {
+    inner: Box<dyn EventConsumer>,
+    times: Arc<ConsumerTimes>,
+}
+
+#[async_trait::async_trait]
+impl EventConsumer for TimedConsumer {
+    async fn next(&mut self) -> openframe_core::Result<Option<Delivered>> {
+        self.inner.next().await
+    }
+    async fn commit(&mut self, topic: &str, positions: &[Position]) -> openframe_core::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let start = Instant::now();
+        let result = self.inner.commit(topic, positions).await;
+        self.times.commits.fetch_add(1, Relaxed);
+        self.times
+            .commit_nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+        result
+    }
+    fn assignment(&self) -> Vec<(String, u32)> {
+        self.inner.assignment()
+    }
+    async fn lag(&mut self) -> openframe_core::Result<Vec<PartitionLag>> {
+        self.inner.lag().await
+    }
+}
+
+/// Counts what the processor writes, then hands it to `inner` (a no-op when `None`).
+#[derive(Debug)]
+struct CountingSink {
+    inner: Option<Arc<dyn EventSink>>,
+    calls: std::sync::atomic::AtomicU64,
+    events: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl CountingSink {
+    fn new(inner: Option<Arc<dyn EventSink>>) -> Self {
+        Self {
+            inner,
+            calls: Default::default(),
+            events: Default::default(),
+            nanos: Default::default(),
+        }
+    }
+
+    /// `writes: calls, events per call`.
+    fn summary(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let calls = self.calls.load(Relaxed);
+        let events = self.events.load(Relaxed);
+        format!(
+            "{calls} sink writes, {:.1} events each, {} ms in writes (summed over lanes)",
+            events as f64 / calls.max(1) as f64,
+            self.nanos.load(Relaxed) / 1_000_000
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for CountingSink {
+    async fn write(&self, events: &[UnifiedEvent]) -> openframe_core::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(inner) = &self.inner {
+            let start = Instant::now();
+            inner.write(events).await?;
+            self.nanos
+                .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+        }
+        self.calls.fetch_add(1, Relaxed);
+        self.events.fetch_add(events.len() as u64, Relaxed);
+        Ok(())
+    }
 }
 
 #[cfg(not(all(feature = "kafka", feature = "sqlite")))]
-fn kafka_sqlite(
+fn kafka_rows(
     _rt: &tokio::runtime::Runtime,
     _records: &[Record],
     _enricher: &Enricher,
-) -> Result<Row, String> {
+) -> Result<Vec<Row>, String> {
     Err("(d) Kafka → processor → SQLite: skipped: build with --features kafka,sqlite and set OPENFRAME_TEST_KAFKA_BROKERS".into())
 }
 
+/// (d0) Kafka → processor → no-op sink, the consuming ceiling, and (d) Kafka → processor →
+/// SQLite event store, each on fresh topics with the records published before the clock starts.
 #[cfg(all(feature = "kafka", feature = "sqlite"))]
-fn kafka_sqlite(
+fn kafka_rows(
     rt: &tokio::runtime::Runtime,
     records: &[Record],
     enricher: &Enricher,
-) -> Result<Row, String> {
+) -> Result<Vec<Row>, String> {
     use openframe_stream::bus::kafka::{KafkaEventBus, KafkaEventBusConfig};
-    use openframe_stream::processor::{EventSink, StoreSink};
+    use openframe_stream::store::EventStore;
     use openframe_stream::store::sqlite::SqliteEventStore;
 
     let Ok(brokers) = std::env::var("OPENFRAME_TEST_KAFKA_BROKERS") else {
@@ -339,45 +603,121 @@ fn kafka_sqlite(
             "(d) Kafka → processor → SQLite: skipped: set OPENFRAME_TEST_KAFKA_BROKERS".into(),
         );
     };
-    const N: usize = 100_000;
-    rt.block_on(async {
+    let n = knob("OPENFRAME_BENCH_KAFKA_RECORDS", 100_000).min(records.len());
+    let records = &records[..n];
+    let registry = AdapterRegistry::builtin();
+    let mut adapted = Vec::with_capacity(n);
+    for r in records {
+        adapted.extend(registry.adapt(&raw(r)).map_err(|e| e.to_string())?);
+    }
+    let distinct = distinct_ids(adapted.iter());
+    let bus = |brokers: &str| -> Result<Arc<KafkaEventBus>, String> {
         let prefix = format!("bench-{}-", uuid::Uuid::new_v4().simple());
         let config =
             KafkaEventBusConfig::new(brokers.split(',').map(str::trim)).with_topic_prefix(prefix);
-        let bus = Arc::new(KafkaEventBus::new(config).map_err(|e| e.to_string())?);
-        for t in TOPICS {
-            bus.ensure_topic(t, 6).await.map_err(|e| e.to_string())?;
-        }
-        let publishes = records.iter().take(N).map(|r| bus.publish(r.clone()));
-        for result in futures::future::join_all(publishes).await {
-            result.map_err(|e| e.to_string())?;
-        }
+        Ok(Arc::new(
+            KafkaEventBus::new(config).map_err(|e| e.to_string())?,
+        ))
+    };
+    rt.block_on(async {
+        let mut rows = Vec::new();
+
+        let noop = Arc::new(CountingSink::new(None));
+        let bus0 = bus(&brokers)?;
+        let times = Arc::new(ConsumerTimes::default());
+        let (elapsed, first) = kafka_run(&bus0, records, enricher, noop.clone(), &times).await?;
+        rows.push(Row {
+            name: "(d0) Kafka → processor → no-op sink (consuming)",
+            items: n as u64,
+            unit: "records",
+            elapsed,
+            note: format!(
+                "first record after {first:.0?}; {}; {}",
+                noop.summary(),
+                times.summary()
+            ),
+        });
+
+        let name = "(d) Kafka → processor → SQLite event store";
         let path = std::env::temp_dir().join(format!(
             "openframe-bench-{}.db",
             uuid::Uuid::new_v4().simple()
         ));
-        let store = SqliteEventStore::open(&path)
+        let store = Arc::new(
+            SqliteEventStore::open(&path)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let inner: Arc<dyn EventSink> = Arc::new(StoreSink::new(store.clone()));
+        let counting = Arc::new(CountingSink::new(Some(inner)));
+        let times = Arc::new(ConsumerTimes::default());
+        let run_bus = bus(&brokers)?;
+        let (elapsed, first) =
+            kafka_run(&run_bus, records, enricher, counting.clone(), &times).await?;
+        let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
+        let stored = store
+            .count(&tenant, &Default::default())
             .await
             .map_err(|e| e.to_string())?;
-        let sink: Arc<dyn EventSink> = Arc::new(StoreSink::new(Arc::new(store)));
-        let mut config = ProcessorConfig::new(TOPICS);
-        config.concurrency = 4;
-        config.max_in_flight = 4000;
-        config.output_topic = None;
-        let processor = Processor::builder(bus.clone(), enricher.clone(), sink)
-            .with_config(config)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let elapsed = run_until(&processor, N as u64).await;
-        for t in TOPICS {
-            let _ = bus.delete_topic(t).await;
-        }
-        let _ = std::fs::remove_file(&path);
-        Ok(Row {
-            name: "(d) Kafka → processor → SQLite event store",
-            items: N as u64,
+        assert_eq!(stored, distinct, "every event is in SQLite (once per id)");
+        assert_eq!(
+            counting.events.load(std::sync::atomic::Ordering::Relaxed),
+            adapted.len() as u64,
+            "every event was written"
+        );
+        rows.push(Row {
+            name,
+            items: n as u64,
             unit: "records",
             elapsed,
-        })
+            note: format!(
+                "first record after {first:.0?}; {}; {}; {stored} stored",
+                counting.summary(),
+                times.summary()
+            ),
+        });
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        Ok(rows)
     })
+}
+
+/// Publishes `records` to fresh topics on `bus`, then runs the processor (the server's
+/// settings, no output topic) into `sink` until every record is processed; returns the time
+/// taken and when the first record was processed. Deletes the topics.
+#[cfg(all(feature = "kafka", feature = "sqlite"))]
+async fn kafka_run(
+    bus: &Arc<openframe_stream::bus::kafka::KafkaEventBus>,
+    records: &[Record],
+    enricher: &Enricher,
+    sink: Arc<dyn EventSink>,
+    times: &Arc<ConsumerTimes>,
+) -> Result<(Duration, Duration), String> {
+    for t in TOPICS {
+        bus.ensure_topic(t, 6).await.map_err(|e| e.to_string())?;
+    }
+    let publishes = records.iter().map(|r| bus.publish(r.clone()));
+    for result in futures::future::join_all(publishes).await {
+        result.map_err(|e| e.to_string())?;
+    }
+    let mut config = ProcessorConfig::new(TOPICS);
+    config.concurrency = 4;
+    config.max_in_flight = 4000;
+    config.output_topic = None;
+    config.batch_size = knob("OPENFRAME_BENCH_LANE_BATCH", config.batch_size);
+    let timed = Arc::new(TimedBus {
+        inner: bus.clone(),
+        times: times.clone(),
+    });
+    let processor = Processor::builder(timed, enricher.clone(), sink)
+        .with_config(config)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let timed = run_until(&processor, records.len() as u64).await;
+    for t in TOPICS {
+        let _ = bus.delete_topic(t).await;
+    }
+    Ok(timed)
 }

@@ -22,6 +22,12 @@ pub trait EventSink: Send + Sync + Debug + 'static {
 }
 
 /// Makes any [`EventStore`] a sink: `append` in chunks of [`MAX_APPEND_BATCH`].
+///
+/// The processor's lanes write concurrently, one call each at a time. Stores with a single
+/// writer should commit concurrent appends together, as the SQLite store does (its group
+/// commit): that keeps each lane's encoding on the lane's thread and makes fewer, bigger
+/// transactions. (Merging the calls here instead measured no faster, a little slower: the
+/// merged batch was then encoded on one thread while the writer waited.)
 #[derive(Debug, Clone)]
 pub struct StoreSink {
     store: Arc<dyn EventStore>,
