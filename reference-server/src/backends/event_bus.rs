@@ -35,21 +35,11 @@ pub(super) async fn open(
         #[cfg(feature = "kafka")]
         BusBackend::Kafka(url) => {
             use openframe_stream::bus::kafka::{KafkaEventBus, KafkaEventBusConfig};
-            // `kafka://host:9092,host2:9092` → the bootstrap brokers.
-            let brokers = url
-                .expose()
-                .split_once("://")
-                .map_or("", |(_, rest)| rest)
-                .split(['/', '?'])
-                .next()
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|b| !b.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>();
+            // `kafka://host:9092,host2:9092?topic_prefix=acme.&session_timeout_ms=6000`: the
+            // brokers and the bus settings (an unknown setting is a configuration error).
+            let config = KafkaEventBusConfig::from_url(url.expose())?;
             remote(
-                Arc::new(KafkaEventBus::new(KafkaEventBusConfig::new(brokers))?.with_clock(clock)),
+                Arc::new(KafkaEventBus::new(config)?.with_clock(clock)),
                 backend,
             )
         }
