@@ -707,6 +707,8 @@ async fn kafka_run(
     config.max_in_flight = 4000;
     config.output_topic = None;
     config.batch_size = knob("OPENFRAME_BENCH_LANE_BATCH", config.batch_size);
+    // How often the processor asks the broker for the consumer lag (the server's default: 5 s).
+    config.lag_interval = Duration::from_millis(knob("OPENFRAME_BENCH_LAG_MS", 5_000) as u64);
     let timed = Arc::new(TimedBus {
         inner: bus.clone(),
         times: times.clone(),

@@ -161,6 +161,37 @@ impl TopicProbe {
     }
 
     /// The end offset (high watermark) of each partition of `topic`.
+    /// The low and high watermarks of each partition, asked through the producer's client:
+    /// a consumer's own handle must not be used for this (librdkafka 2.12 against tansu
+    /// corrupted the subscribed consumer's metadata cache when it also answered watermark
+    /// queries, and crashed; found by the pipeline benchmark).
+    pub(crate) async fn watermarks(
+        &self,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<(u64, u64)>> {
+        let producer = self.producer.clone();
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            partitions
+                .iter()
+                .map(|(topic, p)| {
+                    producer
+                        .client()
+                        .fetch_watermarks(topic, *p as i32, timeout)
+                        .map(|(low, high)| {
+                            (
+                                u64::try_from(low).unwrap_or(0),
+                                u64::try_from(high).unwrap_or(0),
+                            )
+                        })
+                        .map_err(|e| map_error("offset request", e))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("offset task failed: {e}").into()))?
+    }
+
     async fn ends(&self, topic: String, partitions: u32) -> Result<Vec<u64>> {
         let producer = self.producer.clone();
         let timeout = self.timeout;

@@ -244,35 +244,37 @@ impl KafkaEventConsumer {
     /// The group's committed offset and the low and high watermarks of each of `partitions`,
     /// asked from the broker (blocking librdkafka calls, run on the blocking pool).
     async fn offsets(&self, partitions: Vec<Tp>) -> Result<Vec<(Tp, Option<u64>, u64, u64)>> {
+        // Watermarks through the bus's producer client (see `TopicProbe::watermarks`); the
+        // group's commits through the consumer.
+        let marks = self.probe.watermarks(partitions.clone()).await?;
         let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || {
+        let committed = tokio::task::spawn_blocking(move || {
             let timeout = consumer.context().timeout;
             let mut tpl = TopicPartitionList::with_capacity(partitions.len());
             for (topic, partition) in &partitions {
                 tpl.add_partition(topic, *partition as i32);
             }
-            let committed = consumer
+            consumer
                 .committed_offsets(tpl, timeout)
-                .map_err(|e| map_error("offset request", e))?;
-            let mut out = Vec::with_capacity(partitions.len());
-            for (topic, partition) in partitions {
-                let (low, high) = consumer
-                    .fetch_watermarks(&topic, partition as i32, timeout)
-                    .map_err(|e| map_error("offset request", e))?;
+                .map(|committed| (partitions, committed))
+                .map_err(|e| map_error("offset request", e))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("offset task failed: {e}").into()))?;
+        let (partitions, committed) = committed?;
+        Ok(partitions
+            .into_iter()
+            .zip(marks)
+            .map(|((topic, partition), (low, high))| {
                 let done = committed
                     .find_partition(&topic, partition as i32)
                     .and_then(|e| match e.offset() {
                         Offset::Offset(n) => u64::try_from(n).ok(),
                         _ => None,
                     });
-                let low = u64::try_from(low).unwrap_or(0);
-                let high = u64::try_from(high).unwrap_or(0);
-                out.push(((topic, partition), done, low, high));
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("offset task failed: {e}").into()))?
+                ((topic, partition), done, low, high)
+            })
+            .collect())
     }
 
     /// Whether every topic this consumer reads still exists.
