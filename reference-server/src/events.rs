@@ -1,16 +1,23 @@
 //! Unified events: the event store (next to the document store: SQLite file, MongoDB or
 //! memory) and the event processor (source topics on the event bus → adapt → enrich → store,
-//! with a dead-letter topic), whose dead letters the `dead-letter-replay` job moves back.
+//! with a dead-letter topic), whose dead letters the `dead-letter-replay` job moves back; and
+//! the [`QueuedBridge`] that hands agent events and execution results to the bus through a
+//! [`PublishQueue`], so no request waits on the bus.
+
+mod publish_queue;
+
+pub use publish_queue::{DropReason, PublishQueue, PublishQueueConfig, PublishQueueStats};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use openframe_agent::events::{AgentEvent, AgentEventSink};
+use openframe_agent::executions::{Execution, ExecutionObserver};
 use openframe_agent::stream_bridge::{AGENT_EVENTS_TOPIC, AGENT_RESULTS_TOPIC, StreamBridge};
-use openframe_core::{Clock, Result};
+use openframe_core::{Clock, Result, TenantId};
 use openframe_data::{Cache, Repositories};
 use openframe_stream::adapters::{fleetdm, meshcentral, openframe_events};
-use openframe_stream::bus::{EventBus, TopicSpec};
+use openframe_stream::bus::{EventBus, EventPublisher, Position, Record, TopicSpec};
 use openframe_stream::enrich::{Enricher, RepositoryDirectory};
 use openframe_stream::processor::{Processor, ProcessorConfig, StoreSink};
 use openframe_stream::store::EventStore;
@@ -118,7 +125,62 @@ impl AgentEventSink for FanOutSink {
     }
 }
 
-/// The bridge publishing agent events and execution results on `bus`.
-pub fn bridge(bus: Arc<dyn EventBus>) -> Arc<StreamBridge> {
-    Arc::new(StreamBridge::new(bus))
+/// The [`StreamBridge`]'s records (agent events, execution results) handed to a
+/// [`PublishQueue`]: `emit` and `finished` only encode the record and queue it, so a request
+/// never waits on the event bus. Encoding errors are returned; bus trouble is the queue's.
+#[derive(Debug, Clone)]
+pub struct QueuedBridge {
+    bridge: StreamBridge,
+    queue: PublishQueue,
+}
+
+impl QueuedBridge {
+    /// Queues `bridge`'s records on `queue`.
+    pub fn new(bridge: StreamBridge, queue: PublishQueue) -> Self {
+        Self { bridge, queue }
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &PublishQueue {
+        &self.queue
+    }
+}
+
+#[async_trait]
+impl AgentEventSink for QueuedBridge {
+    async fn emit(&self, event: AgentEvent) -> Result<()> {
+        self.queue.push(self.bridge.event_record(&event)?);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExecutionObserver for QueuedBridge {
+    async fn finished(&self, tenant: &TenantId, execution: &Execution) -> Result<()> {
+        self.queue
+            .push(self.bridge.result_record(tenant, execution)?);
+        Ok(())
+    }
+}
+
+/// The bridge queueing agent events and execution results for `bus` (starts the queue's
+/// publishing task on the current runtime; see [`PublishQueue::start`]).
+pub fn bridge(bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Result<Arc<QueuedBridge>> {
+    let publisher: Arc<dyn EventPublisher> = Arc::new(BusPublisher(bus));
+    let queue = PublishQueue::start(publisher.clone(), clock, PublishQueueConfig::default())?;
+    Ok(Arc::new(QueuedBridge::new(
+        StreamBridge::new(publisher),
+        queue,
+    )))
+}
+
+/// An event bus seen as a plain publisher (no trait upcasting on the MSRV).
+#[derive(Debug)]
+struct BusPublisher(Arc<dyn EventBus>);
+
+#[async_trait]
+impl EventPublisher for BusPublisher {
+    async fn publish(&self, record: Record) -> Result<Position> {
+        self.0.publish(record).await
+    }
 }

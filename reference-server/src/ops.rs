@@ -13,8 +13,11 @@ use openframe_core::{MachineStatus, PageRequest, Result};
 use openframe_data::{MachineFilter, MachineRepository, TenantRepository};
 use serde_json::json;
 
+use openframe_stream::processor::Processor;
+
 use crate::backends::Readiness;
-use crate::metrics::{Gauge, Metrics};
+use crate::events::PublishQueue;
+use crate::metrics::{Family, Metrics, processor_families, publish_queue_families};
 
 /// Liveness path.
 pub const HEALTHZ: &str = "/healthz";
@@ -37,6 +40,10 @@ pub struct OpsState {
     pub tenants: Arc<dyn TenantRepository>,
     /// Machines (for the agents-online gauge).
     pub machines: Arc<dyn MachineRepository>,
+    /// The event processor whose counters and consumer lag `/metrics` shows.
+    pub processor: Option<Processor>,
+    /// The queue of events headed for the event bus, whose depth and drops `/metrics` shows.
+    pub event_queue: Option<PublishQueue>,
     online: Arc<Mutex<Option<(Instant, u64)>>>,
 }
 
@@ -53,8 +60,22 @@ impl OpsState {
             metrics,
             tenants,
             machines,
+            processor: None,
+            event_queue: None,
             online: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Shows `processor`'s metrics in `/metrics`.
+    pub fn with_processor(mut self, processor: Processor) -> Self {
+        self.processor = Some(processor);
+        self
+    }
+
+    /// Shows `queue`'s depth and drops in `/metrics`.
+    pub fn with_event_queue(mut self, queue: PublishQueue) -> Self {
+        self.event_queue = Some(queue);
+        self
     }
 
     /// ONLINE machines over every tenant (recomputed at most every 15 s).
@@ -134,29 +155,35 @@ async fn readyz(State(state): State<OpsState>) -> Response {
 
 /// Prometheus text format.
 async fn metrics(State(state): State<OpsState>) -> Response {
-    let mut gauges = vec![Gauge {
-        name: "openframe_ready",
-        help: "1 while the server accepts traffic.",
-        value: if state.readiness.accepting() {
+    let mut families = vec![Family::gauge(
+        "openframe_ready",
+        "1 while the server accepts traffic.",
+        if state.readiness.accepting() {
             1.0
         } else {
             0.0
         },
-    }];
+    )];
     match state.agents_online().await {
-        Ok(n) => gauges.push(Gauge {
-            name: "openframe_agents_online",
-            help: "Machines whose agent is ONLINE, over every tenant.",
-            value: n as f64,
-        }),
+        Ok(n) => families.push(Family::gauge(
+            "openframe_agents_online",
+            "Machines whose agent is ONLINE, over every tenant.",
+            n as f64,
+        )),
         Err(e) => tracing::warn!(error = %e, "cannot count online agents for /metrics"),
+    }
+    if let Some(processor) = &state.processor {
+        families.extend(processor_families(&processor.metrics()));
+    }
+    if let Some(queue) = &state.event_queue {
+        families.extend(publish_queue_families(&queue.stats()));
     }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&gauges),
+        state.metrics.render(&families),
     )
         .into_response()
 }

@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::backends::Backends;
 use crate::config::ServerConfig;
+use crate::events::PublishQueue;
 use crate::jobs::{Job, JobParts, server_jobs};
 use crate::metrics::Metrics;
 use crate::ops::{self, OpsState};
@@ -50,6 +51,8 @@ pub struct Platform {
     pub sessions: AgentSessions,
     /// The event processor (source topics → unified events in the event store).
     pub processor: Processor,
+    /// The queue of agent events and execution results headed for the event bus.
+    pub event_queue: PublishQueue,
     /// The public URL (issuers are `{public_url}/sas/{tenant}`).
     pub public_url: Url,
     /// The NATS authority when `nats_proxy.upstream` is set (see [`crate::nats_proxy`]).
@@ -73,9 +76,12 @@ impl Platform {
             .with_rate_limiter(backends.limiter.clone())
             .build()?;
         // Agent events (registered, online, offline, uninstalled) feed GraphQL subscriptions
-        // and, through the stream bridge, the event bus (and so the unified events).
+        // and, through the stream bridge, the event bus (and so the unified events). Records
+        // for the bus go through a bounded queue, so no request waits on the bus; GraphQL
+        // subscribers get the events at once.
         let graphql_events = GraphqlEvents::default();
-        let bridge = crate::events::bridge(backends.event_bus.clone());
+        let bridge = crate::events::bridge(backends.event_bus.clone(), clock.clone())?;
+        let event_queue = bridge.queue().clone();
         let sessions = AgentSessions::new(clock.clone()).with_standing(
             Arc::new(RepositoryStanding::new(
                 stack.repos.clone(),
@@ -133,6 +139,7 @@ impl Platform {
             graphql_events,
             sessions,
             processor,
+            event_queue,
             public_url,
             #[cfg(feature = "nats")]
             nats_authority: None,
@@ -175,12 +182,16 @@ impl Platform {
     /// request is counted in the metrics. Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(&self, config: &ServerConfig) -> Result<Router> {
-        let app = crate::api::router(self, config)?.merge(ops::router(OpsState::new(
-            self.backends.readiness.clone(),
-            self.metrics.clone(),
-            self.stack.repos.tenants.clone(),
-            self.stack.repos.machines.clone(),
-        )));
+        let app = crate::api::router(self, config)?.merge(ops::router(
+            OpsState::new(
+                self.backends.readiness.clone(),
+                self.metrics.clone(),
+                self.stack.repos.tenants.clone(),
+                self.stack.repos.machines.clone(),
+            )
+            .with_processor(self.processor.clone())
+            .with_event_queue(self.event_queue.clone()),
+        ));
         Ok(app.layer(axum::middleware::from_fn_with_state(
             self.metrics.clone(),
             crate::metrics::track,

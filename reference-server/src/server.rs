@@ -174,8 +174,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 impl RunningServer {
     /// Stops gracefully: `/readyz` turns 503, no new connections are accepted, open requests
     /// get the grace period to finish (then connections are closed), jobs finish their pass,
-    /// the agent listener stops, the event processor commits what it finished, and the stores
-    /// are closed.
+    /// the agent listener stops, events queued for the event bus get the grace period to go
+    /// out, the event processor commits what it finished, and the stores are closed.
     pub async fn shutdown(self) {
         let Self {
             platform,
@@ -207,6 +207,14 @@ impl RunningServer {
         for task in listeners {
             task.abort();
         }
+        // Agent events and execution results still queued for the event bus get the grace
+        // period to go out (nothing produces more now), before the processor stops.
+        let queued = platform.event_queue.shutdown(grace).await;
+        tracing::info!(
+            published = queued.published,
+            dropped = queued.dropped_total(),
+            "event publish queue stopped"
+        );
         // The processor finishes what its lanes hold and commits.
         let _ = processor_stop.send(true);
         if tokio::time::timeout(grace, &mut processor).await.is_err() {

@@ -791,10 +791,10 @@ async fn a_kafka_outage_turns_readyz_down_and_the_api_keeps_answering() {
     server.shutdown().await;
 }
 
+// Issue #6: registration used to await the Kafka publish of its REGISTERED event (up to the
+// 30 s delivery timeout, so the SDK retried and registered the machine twice). Events for the
+// bus now wait in the publish queue instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug (issue #6 backends report): registration awaits the Kafka publish of its \
-            REGISTERED event, up to the 30 s delivery timeout, so the SDK (30 s timeout) retries \
-            and registers the machine again"]
 async fn a_kafka_outage_does_not_hold_up_agent_registration() {
     init_logs();
     let Some((server, _kafka)) = server_after_a_kafka_outage().await else {
@@ -824,5 +824,36 @@ async fn a_kafka_outage_does_not_hold_up_agent_registration() {
         .graphql(&token, "{ devices { filteredCount } }", json!({}))
         .await;
     assert_eq!(data["devices"]["filteredCount"], 1);
+    // The REGISTERED event waits in the publish queue (nothing dropped), shown in /metrics.
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+    };
+    assert!(
+        value("openframe_event_publish_queue_depth") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(value("openframe_event_publish_published_total"), 0.0);
+    assert_eq!(
+        value(r#"openframe_event_publish_dropped_total{reason="full"}"#),
+        0.0
+    );
+    let queue = server.running.platform.event_queue.clone();
     server.shutdown().await;
+    // Shutdown gave the queue its grace period, then counted what the bus never took.
+    let stats = queue.stats();
+    assert_eq!(stats.depth, 0);
+    assert!(stats.dropped(openframe_server::events::DropReason::Shutdown) >= 1);
 }

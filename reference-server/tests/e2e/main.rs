@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod jobs;
+mod metrics;
 mod readiness;
 mod serve;
 mod shutdown;

@@ -1,7 +1,7 @@
 //! End to end over the real binary: first start, health and readiness, OIDC discovery,
 //! agent enrollment with the printed secret, idempotent restart, bad configuration, SIGTERM.
 
-use crate::support::{Spawned, command, http};
+use crate::support::{Spawned, command, enroll, http};
 use serde_json::Value;
 
 /// The status of a plain GET.
@@ -22,21 +22,6 @@ fn form(pairs: &[(&str, &str)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
-}
-
-/// Registers a machine with `secret` and exchanges its credentials for a token.
-async fn enroll(server: &Spawned, secret: &str) -> (reqwest::StatusCode, Value) {
-    let client = http();
-    let response = client
-        .post(server.url("/clients/api/agents/register"))
-        .header("X-Initial-Key", secret)
-        .json(&serde_json::json!({"hostname": "ws-01", "agentVersion": "1.0.0", "osType": "LINUX"}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! SIGTERM stops the server cleanly: exit 0, the drain and job stop are logged, the port is
-//! released, and the data survives.
+//! SIGTERM stops the server cleanly: exit 0, the drain, the job stop and the publish queue's
+//! flush are logged, the port is released, and the data survives.
 
 use crate::support::{Spawned, http};
 
@@ -14,6 +14,7 @@ async fn sigterm_drains_stops_jobs_and_exits_zero() {
     assert!(stderr.contains("stop requested"), "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert!(stderr.contains("all connections drained"), "{stderr}");
+    assert!(stderr.contains("event publish queue stopped"), "{stderr}");
     assert!(stderr.contains("event processor stopped"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
     // Nothing listens any more.

@@ -141,3 +141,17 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Registers the machine `ws-01` with the registration `secret`; the status and JSON body.
+pub async fn enroll(server: &Spawned, secret: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = http()
+        .post(server.url("/clients/api/agents/register"))
+        .header("X-Initial-Key", secret)
+        .json(&serde_json::json!({"hostname": "ws-01", "agentVersion": "1.0.0", "osType": "LINUX"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.json().await.unwrap();
+    (status, body)
+}
