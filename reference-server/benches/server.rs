@@ -134,6 +134,8 @@ struct Load {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    /// Mean response body size.
+    body_bytes: usize,
 }
 
 /// One request of a row.
@@ -183,34 +185,37 @@ async fn load(client: &reqwest::Client, target: &Target) -> Load {
                     tokio::spawn(async move {
                         let mut latencies = Vec::new();
                         let mut errors = 0;
+                        let mut bytes = 0usize;
                         while Instant::now() < deadline {
                             let request = target.request(&client);
                             let t = Instant::now();
                             match request.send().await {
                                 Ok(r) if r.status().is_success() => {
-                                    let _ = r.bytes().await;
+                                    bytes += r.bytes().await.map_or(0, |b| b.len());
                                     latencies.push(t.elapsed());
                                 }
                                 _ => errors += 1,
                             }
                         }
-                        (latencies, errors)
+                        (latencies, errors, bytes)
                     })
                 })
                 .collect();
             let started = Instant::now();
             let mut all = Vec::new();
             let mut errors = 0;
+            let mut bytes = 0;
             for w in workers {
-                let (l, e) = w.await.expect("worker");
+                let (l, e, b) = w.await.expect("worker");
                 all.extend(l);
                 errors += e;
+                bytes += b;
             }
-            (all, errors, started.elapsed())
+            (all, errors, bytes, started.elapsed())
         }
     };
     run(1).await; // warm-up: connections, caches
-    let (mut latencies, errors, elapsed) = run(SECONDS).await;
+    let (mut latencies, errors, bytes, elapsed) = run(SECONDS).await;
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -224,6 +229,7 @@ async fn load(client: &reqwest::Client, target: &Target) -> Load {
         rps: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: pct(0.50),
         p99: pct(0.99),
+        body_bytes: bytes / latencies.len().max(1),
     }
 }
 
@@ -295,6 +301,13 @@ async fn run() {
             Target::get(format!("{base}/sas/{tenant}/oauth2/jwks")),
         ),
         ("POST /api/graphql: 50 devices, bearer token", graphql),
+        (
+            "GET /api/v1/devices (default page: 20), X-API-Key",
+            Target {
+                url: format!("{base}/api/v1/devices"),
+                ..rest.clone()
+            },
+        ),
         ("GET /api/v1/devices?limit=50, X-API-Key", rest),
     ];
     for (name, target) in endpoints {
@@ -335,13 +348,16 @@ async fn run() {
     );
     println!("| RSS after the load rows | {} | |", show(loaded_rss));
     println!();
-    println!("| endpoint | requests | errors | req/s | ratio to baseline | p50 | p99 |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| endpoint | requests | errors | body bytes | req/s | ratio to baseline | p50 | p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, l) in &rows {
         println!(
-            "| {name} | {} | {} | {:.0} | {:.2} | {} | {} |",
+            "| {name} | {} | {} | {} | {:.0} | {:.2} | {} | {} |",
             l.requests,
             l.errors,
+            l.body_bytes,
             l.rps,
             l.rps / baseline,
             ms(l.p50),
