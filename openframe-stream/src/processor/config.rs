@@ -97,7 +97,8 @@ pub struct ProcessorConfig {
     pub concurrency: usize,
     /// Records delivered and not yet committed, at most (default 1000).
     pub max_in_flight: usize,
-    /// Records a lane takes at once into one sink write (default 100).
+    /// Most records a lane takes at once into one sink write (default 500; a lane takes what
+    /// is waiting, so a larger value adds no delay).
     pub batch_size: usize,
     /// Retries of transient failures (default [`RetryPolicy::default`]).
     pub retry: RetryPolicy,
@@ -120,7 +121,7 @@ impl ProcessorConfig {
             topic_partitions: 3,
             concurrency: 4,
             max_in_flight: 1000,
-            batch_size: 100,
+            batch_size: 500,
             retry: RetryPolicy::default(),
             start: StartPosition::Earliest,
             lag_interval: DEFAULT_LAG_INTERVAL,
