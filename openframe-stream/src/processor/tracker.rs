@@ -28,12 +28,25 @@ pub(crate) struct CommitTracker {
 }
 
 impl CommitTracker {
-    /// Records a delivery.
+    /// Records a delivery. A delivery at or before an offset already pending is a rewind (the
+    /// partition came back after a rebalance, or the broker redelivers after a restart): the
+    /// entries from that offset on are replaced by the new deliveries, so the pending list stays
+    /// in offset order and no stale entry can hold the partition's commits forever. A copy
+    /// still running from before finishes the new entry of its offset: it was processed (or
+    /// abandoned) all the same.
     pub(crate) fn delivered(&mut self, topic: &str, position: Position) {
         let track = self
             .tracks
             .entry((topic.to_owned(), position.partition))
             .or_default();
+        if track
+            .pending
+            .back()
+            .is_some_and(|(offset, _)| *offset >= position.offset)
+        {
+            let keep = track.pending.partition_point(|(o, _)| *o < position.offset);
+            track.pending.truncate(keep);
+        }
         track.pending.push_back((position.offset, State::Running));
     }
 
@@ -122,6 +135,31 @@ mod tests {
         t.committed("a", &[Position::new(1, 7)]);
         assert_eq!(t.uncommitted(), 1);
         t.forget("a", &[Position::new(0, 0)]);
+        assert_eq!(t.uncommitted(), 0);
+    }
+
+    #[test]
+    fn a_rewound_partition_keeps_offset_order_and_commits_again() {
+        let mut t = CommitTracker::default();
+        for o in 0..5 {
+            t.delivered("a", Position::new(0, o));
+        }
+        t.finished("a", Position::new(0, 0), true);
+        // The partition is redelivered from offset 2 while 1..=4 are still running.
+        for o in 2..5 {
+            t.delivered("a", Position::new(0, o));
+        }
+        assert_eq!(t.uncommitted(), 5, "0 committable, 1..=4 pending once each");
+        // The old copies finish, then the new ones: every offset ends up committable.
+        for o in 1..5 {
+            t.finished("a", Position::new(0, o), true);
+        }
+        assert_eq!(t.commits()["a"], vec![Position::new(0, 4)]);
+        for o in 2..5 {
+            t.finished("a", Position::new(0, o), true);
+        }
+        assert_eq!(t.commits()["a"], vec![Position::new(0, 4)]);
+        t.committed("a", &[Position::new(0, 4)]);
         assert_eq!(t.uncommitted(), 0);
     }
 }
