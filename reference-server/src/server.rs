@@ -125,8 +125,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     )
     .await?;
 
-    let listeners = platform.spawn_listener().await?;
+    // Everything that can fail comes before the first background task, so a failed start
+    // leaves nothing running.
+    let app = platform
+        .router(&config)?
+        .into_make_service_with_connect_info::<SocketAddr>();
     crate::events::ensure_topics(platform.backends.event_bus.as_ref(), &platform.processor).await?;
+    let listeners = platform.spawn_listener().await?;
     let (processor_stop, mut processor_stopped) = watch::channel(false);
     let events = platform.processor.clone();
     let processor = tokio::spawn(async move {
@@ -140,9 +145,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let scheduler = Scheduler::start(platform.jobs(&config), platform.metrics.clone());
     let jobs = scheduler.names();
-    let app = platform
-        .router(&config)?
-        .into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
     let serving = tokio::spawn(async move {
         axum::serve(listener, app)
