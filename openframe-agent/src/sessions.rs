@@ -25,10 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::http::header;
-use axum::http::request::Parts;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openframe_core::{Clock, MachineId, MachineStatus, Result, TenantId, Timestamp};
 use openframe_data::Repositories;
 use openframe_security::oauth::ClientRegistry;
@@ -354,29 +350,7 @@ impl<S: AgentEventSink> AgentEventSink for ClosingSessions<S> {
     }
 }
 
-/// The `exp` of the JWT access token a request carries (`Authorization: Bearer` or
-/// `?authorization=`), read without verification: call it only after the token was verified.
-pub(crate) fn presented_token_expiry(parts: &Parts) -> Option<Timestamp> {
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|v| v.trim().to_owned());
-    let token = bearer.or_else(|| {
-        url::form_urlencoded::parse(parts.uri.query()?.as_bytes())
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.trim_start_matches("Bearer ").to_owned())
-    })?;
-    let claims = token.split('.').nth(1)?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
-    let exp = claims.get("exp")?.as_i64()?;
-    chrono::DateTime::from_timestamp(exp, 0)
-}
+pub(crate) use openframe_security::auth::presented_token_expiry;
 
 #[cfg(test)]
 mod tests {

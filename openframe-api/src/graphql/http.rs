@@ -2,6 +2,8 @@
 //! `/api/graphql/ws` (graphql-transport-ws and the legacy graphql-ws), and GraphiQL at
 //! `/api/graphiql`.
 
+use std::sync::Arc;
+
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Data, ErrorExtensions as _};
@@ -12,7 +14,7 @@ use axum::extract::{Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use openframe_core::{Error, ErrorCode};
+use openframe_core::{Clock, Error, ErrorCode};
 use openframe_security::auth::Principal;
 
 use super::context::{Caller, may_use_api};
@@ -184,20 +186,48 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
     request: Request,
 ) -> Response {
-    let caller = match authorize(request.extensions().get::<Principal>()) {
+    let (parts, _) = request.into_parts();
+    let caller = match authorize(parts.extensions.get::<Principal>()) {
         Ok(c) => c,
         Err(e) => return error_response(e),
     };
+    // The socket lives no longer than the access token it was opened with (API keys and
+    // tokens without `exp` are not bounded here).
+    let expires = openframe_security::auth::presented_token_expiry(&parts);
+    let clock = app.state.clock.clone();
     let schema = app.schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             let mut data = Data::default();
             data.insert(caller);
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let serve = GraphQLWebSocket::new(socket, schema, protocol)
                 .with_data(data)
-                .serve()
+                .serve();
+            match expires {
+                Some(at) => {
+                    tokio::select! {
+                        () = serve => {}
+                        () = token_expired(clock, at) => {
+                            tracing::debug!("GraphQL subscription socket closed: token expired");
+                        }
+                    }
+                }
+                None => serve.await,
+            }
         })
+}
+
+/// Completes once `clock` reaches `at`, checking at least every second (so an injected clock
+/// moved in a test is noticed).
+async fn token_expired(clock: Arc<dyn Clock>, at: openframe_core::Timestamp) {
+    loop {
+        let left = (at - clock.now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(std::time::Duration::from_secs(1))).await;
+    }
 }
 
 async fn graphiql() -> Html<String> {

@@ -174,3 +174,27 @@ async fn new_events_reach_their_tenants_subscriber_only() {
         "tenant B must not receive tenant A's event"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_socket_ends_when_its_access_token_expires() {
+    let h = Harness::start().await;
+    let url = serve(&h).await;
+    let mut ws = subscribe(&url, &h.a.token).await;
+    wait_for(&h, |c| c.0, 1).await;
+    // Still open while the token is valid: nothing arrives, and the socket is not closed.
+    h.clock.advance(Duration::from_secs(60));
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), ws.next()).await;
+    assert!(quiet.is_err(), "the socket must stay open: {quiet:?}");
+    // Past any access token's lifetime (at most a day), the server closes it.
+    h.clock.advance(Duration::from_secs(25 * 3600));
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket outlived its token");
+}

@@ -125,6 +125,37 @@ impl Principal {
     }
 }
 
+/// The `exp` of the JWT access token a request carries (`Authorization: Bearer` or
+/// `?authorization=`), read without verification: call it only after the token was verified.
+pub fn presented_token_expiry(parts: &Parts) -> Option<openframe_core::Timestamp> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|v| v.trim().to_owned());
+    let token = bearer.or_else(|| {
+        url::form_urlencoded::parse(parts.uri.query()?.as_bytes())
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.trim_start_matches("Bearer ").to_owned())
+    })?;
+    let claims = token.split('.').nth(1)?;
+    let claims: serde_json::Value = {
+        use base64::Engine as _;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(claims)
+                .ok()?,
+        )
+        .ok()?
+    };
+    let exp = claims.get("exp")?.as_i64()?;
+    chrono::DateTime::from_timestamp(exp, 0)
+}
+
 /// Turns request credentials into a [`Principal`].
 #[derive(Clone)]
 pub struct Authenticator {
