@@ -63,7 +63,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Data directory for the SQLite file and the development master key
-    /// [default: ./openframe-data; env OPENFRAME_DATA_DIR].
+    /// [default: ./openframe-server-data; env OPENFRAME_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// A TOML configuration file.
@@ -184,15 +184,12 @@ fn write_nats_config(args: &NatsConfigArgs, config: &ServerConfig) -> Result<(),
         .store_dir
         .clone()
         .unwrap_or_else(|| config.data_dir.join("nats-jetstream"));
-    let text = crate::nats_proxy::server_config(
-        &authority,
-        &ServerConfigOptions {
-            host: args.nats_host.clone(),
-            port: args.nats_port,
-            websocket_port: args.websocket_port,
-            store_dir: store_dir.display().to_string(),
-        },
-    )?;
+    let text = authority.server_config(&ServerConfigOptions {
+        host: args.nats_host.clone(),
+        port: args.nats_port,
+        websocket_port: args.websocket_port,
+        store_dir: store_dir.display().to_string(),
+    })?;
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| StartError::Failed(format!("cannot write {}: {e}", path.display())))?,

@@ -28,7 +28,7 @@ pub use sensitive::{REDACTED, Sensitive, ServiceUrl, redact_url};
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default data directory.
-pub const DEFAULT_DATA_DIR: &str = "./openframe-data";
+pub const DEFAULT_DATA_DIR: &str = "./openframe-server-data";
 /// The SQLite file name inside the data directory.
 pub const SQLITE_FILE: &str = "openframe.db";
 /// The master key file name inside the data directory (development mode).
@@ -62,7 +62,7 @@ impl ConfigError {
 pub struct ServerConfig {
     /// Address to listen on (default `127.0.0.1:8080`; port 0 picks a free port).
     pub listen: String,
-    /// Where the SQLite file and the development master key live (default `./openframe-data`).
+    /// Where the SQLite file and the development master key live (default `./openframe-server-data`).
     pub data_dir: PathBuf,
     /// The URL clients use to reach the server; issuers are `{public_url}/sas/{tenant}`
     /// (default `http://{listen address}`).

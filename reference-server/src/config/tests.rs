@@ -16,7 +16,7 @@ fn defaults_are_the_embedded_platform() {
     assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
     assert_eq!(
         c.storage().unwrap(),
-        StorageBackend::Sqlite(PathBuf::from("./openframe-data/openframe.db"))
+        StorageBackend::Sqlite(PathBuf::from("./openframe-server-data/openframe.db"))
     );
     assert_eq!(c.coordination().unwrap(), CoordinationBackend::InProcess);
     assert_eq!(c.event_bus().unwrap(), BusBackend::InProcess);
@@ -175,6 +175,6 @@ fn the_nats_proxy_needs_a_websocket_upstream_and_a_nats_agent_bus() {
     assert_eq!(unset.nats_proxy.upstream_url().unwrap(), None);
     assert_eq!(
         unset.nats_authority_path(),
-        PathBuf::from("./openframe-data").join(NATS_AUTHORITY_FILE)
+        PathBuf::from("./openframe-server-data").join(NATS_AUTHORITY_FILE)
     );
 }

@@ -361,7 +361,7 @@ fn every_subcommand_has_help_and_version_prints() {
         "--data-dir",
         "--config",
         "127.0.0.1:8080",
-        "./openframe-data",
+        "./openframe-server-data",
     ] {
         assert!(
             serve_help.contains(flag),
