@@ -43,16 +43,13 @@ pub use enabled::*;
 
 #[cfg(feature = "nats")]
 mod enabled {
-    use std::io::Write as _;
     use std::path::Path;
     use std::time::Duration;
 
     use axum::Router;
-    use openframe_agent::nats_proxy::{
-        self, AuthoritySeeds, NatsAuthority, NatsProxyConfig, ServerConfigOptions,
-    };
+    use openframe_agent::nats_proxy::{self, AuthoritySeeds, NatsAuthority, NatsProxyConfig};
     use openframe_core::{Error, Result, Secret};
-    use openframe_security::crypto::MasterKey;
+    use openframe_security::crypto::{MasterKey, write_new_private_file};
     use serde::{Deserialize, Serialize};
 
     use crate::config::ServerConfig;
@@ -91,7 +88,7 @@ mod enabled {
                     serde_json::to_vec(&file).map_err(|e| Error::Internal(e.to_string().into()))?,
                 );
                 let sealed = master.seal(&plain, AAD)?;
-                match write_private(&path, sealed.as_bytes()) {
+                match write_new_private_file(&path, sealed.as_bytes()) {
                     Ok(()) => {
                         tracing::warn!(
                             path = %path.display(),
@@ -140,39 +137,12 @@ mod enabled {
         NatsAuthority::from_seeds(name, &seeds).map_err(|_| unreadable())
     }
 
-    fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    }
-
     /// The credentials the server's own agent bus connects with (unrestricted user of the
     /// account, no expiry).
     pub fn server_credentials(authority: &NatsAuthority) -> Result<Secret> {
         authority
             .privileged_user("openframe-server", None)?
             .creds_file()
-    }
-
-    /// A nats-server configuration (operator mode, JetStream, a WebSocket listener) trusting
-    /// `authority`.
-    pub fn server_config(
-        authority: &NatsAuthority,
-        options: &ServerConfigOptions,
-    ) -> Result<String> {
-        authority.server_config(options)
     }
 
     /// The proxy routes for `platform`, relaying to `upstream`.

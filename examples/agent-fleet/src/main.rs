@@ -264,14 +264,13 @@ fn work_dir() -> PathBuf {
 async fn run(args: &Args, logs: &LogCounter) -> Result<Report, Box<dyn std::error::Error>> {
     let dir = work_dir();
     std::fs::create_dir_all(&dir)?;
-    let embedded = match &args.server {
-        None => Some(Embedded::start(&dir).await?),
-        Some(_) => None,
-    };
-    let (url, key) = match (&args.server, &embedded) {
-        (Some((url, key)), _) => (url.clone(), key.clone()),
-        (None, Some(server)) => (server.url.clone(), server.key.clone()),
-        (None, None) => unreachable!("embedded when no server is given"),
+    let (embedded, url, key) = match &args.server {
+        Some((url, key)) => (None, url.clone(), key.clone()),
+        None => {
+            let server = Embedded::start(&dir).await?;
+            let (url, key) = (server.url.clone(), server.key.clone());
+            (Some(server), url, key)
+        }
     };
     let server = embedded.as_ref();
     let n = args.agents;

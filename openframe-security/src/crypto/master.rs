@@ -210,9 +210,9 @@ fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
     Error::Internal(format!("cannot {what} the master key file {}: {e}", path.display()).into())
 }
 
-/// Creates `path` (and its parent directories) for writing, failing if it exists; the file is
-/// readable by its owner only.
-fn write_new_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// Creates `path` (and its parent directories) with `contents` and a final newline, failing
+/// if it exists (`AlreadyExists`); the file is readable by its owner only.
+pub fn write_new_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }

@@ -6,5 +6,5 @@ pub mod jws;
 mod master;
 mod signing;
 
-pub use master::{MASTER_KEY_LEN, MasterKey};
+pub use master::{MASTER_KEY_LEN, MasterKey, write_new_private_file};
 pub use signing::{Jwk, JwkSet, Signer, SigningAlgorithm, Verifier, generate_pkcs8};

@@ -193,21 +193,13 @@ impl TopicProbe {
     }
 
     async fn ends(&self, topic: String, partitions: u32) -> Result<Vec<u64>> {
-        let producer = self.producer.clone();
-        let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || {
-            (0..partitions)
-                .map(|p| {
-                    producer
-                        .client()
-                        .fetch_watermarks(&topic, p as i32, timeout)
-                        .map(|(_, high)| u64::try_from(high).unwrap_or(0))
-                        .map_err(|e| map_error("offset request", e))
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("offset task failed: {e}").into()))?
+        let all = (0..partitions).map(|p| (topic.clone(), p)).collect();
+        Ok(self
+            .watermarks(all)
+            .await?
+            .into_iter()
+            .map(|(_, high)| high)
+            .collect())
     }
 }
 
