@@ -74,6 +74,7 @@ pub struct SecurityStackBuilder {
     tokens: TokenConfig,
     keys: KeyPolicy,
     session_ttl: Duration,
+    api_key_cache_ttl: Duration,
 }
 
 impl SecurityStack {
@@ -95,6 +96,7 @@ impl SecurityStack {
             tokens: TokenConfig::default(),
             keys: KeyPolicy::default(),
             session_ttl: Duration::from_secs(12 * 3600),
+            api_key_cache_ttl: crate::api_keys::DEFAULT_AUTH_CACHE_TTL,
         }
     }
 
@@ -152,6 +154,14 @@ impl SecurityStackBuilder {
         self
     }
 
+    /// How long a verified API key is trusted without reading storage again (default
+    /// [`DEFAULT_AUTH_CACHE_TTL`](crate::api_keys::DEFAULT_AUTH_CACHE_TTL); see
+    /// [`ApiKeyService::with_auth_cache_ttl`]).
+    pub fn with_api_key_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.api_key_cache_ttl = ttl;
+        self
+    }
+
     /// Wires everything.
     pub fn build(self) -> Result<SecurityStack> {
         let Self {
@@ -165,6 +175,7 @@ impl SecurityStackBuilder {
             tokens,
             keys,
             session_ttl,
+            api_key_cache_ttl,
         } = self;
         let repos = Repositories::with_clock(store.clone(), clock.clone());
         let issuers = IssuerConfig::new(public_url.clone())?;
@@ -194,12 +205,15 @@ impl SecurityStackBuilder {
             accounts,
         )?;
         let clients = ClientRegistry::new(store.clone(), client_key, clock.clone());
-        let api_keys = Arc::new(ApiKeyService::new(
-            store.clone(),
-            repos.api_keys.clone(),
-            api_key,
-            clock.clone(),
-        ));
+        let api_keys = Arc::new(
+            ApiKeyService::new(
+                store.clone(),
+                repos.api_keys.clone(),
+                api_key,
+                clock.clone(),
+            )
+            .with_auth_cache_ttl(api_key_cache_ttl),
+        );
         let sso = SsoService::new(
             store.clone(),
             repos.clone(),

@@ -541,11 +541,12 @@ async fn concurrent_authentication_and_usage(f: Fixture) {
     assert_eq!((stored.total_requests, stored.failed_requests), (20, 5));
 }
 
-/// A repository decorator that counts `add_usage` calls and can fail the next few with a
-/// transient error; everything else goes to the real repository.
+/// A repository decorator that counts `get` and `add_usage` calls and can fail the next few
+/// `add_usage` calls with a transient error; everything else goes to the real repository.
 #[derive(Debug)]
 struct CountingRepo {
     inner: Arc<dyn ApiKeyRepository>,
+    get_calls: AtomicUsize,
     add_usage_calls: AtomicUsize,
     fail_next: AtomicUsize,
 }
@@ -554,6 +555,7 @@ impl CountingRepo {
     fn new(inner: Arc<dyn ApiKeyRepository>) -> Arc<Self> {
         Arc::new(Self {
             inner,
+            get_calls: AtomicUsize::new(0),
             add_usage_calls: AtomicUsize::new(0),
             fail_next: AtomicUsize::new(0),
         })
@@ -561,6 +563,10 @@ impl CountingRepo {
 
     fn writes(&self) -> usize {
         self.add_usage_calls.load(Ordering::SeqCst)
+    }
+
+    fn reads(&self) -> usize {
+        self.get_calls.load(Ordering::SeqCst)
     }
 }
 
@@ -574,6 +580,7 @@ impl ApiKeyRepository for CountingRepo {
         tenant: &TenantId,
         id: &ApiKeyId,
     ) -> openframe_core::Result<Option<ApiKey>> {
+        self.get_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get(tenant, id).await
     }
     async fn update(&self, tenant: &TenantId, key: ApiKey) -> openframe_core::Result<ApiKey> {
@@ -612,6 +619,88 @@ impl ApiKeyRepository for CountingRepo {
     async fn count(&self, tenant: &TenantId, filter: &ApiKeyFilter) -> openframe_core::Result<u64> {
         self.inner.count(tenant, filter).await
     }
+}
+
+/// Verified keys are trusted for the cache TTL: storage is read once per key and TTL, the
+/// secret and expiry are still checked on every request, changes through the same service
+/// apply at once, and changes made elsewhere apply when the TTL runs out.
+async fn verified_keys_are_cached_for_the_ttl(f: Fixture) {
+    let t = tenant("acme");
+    let repo = CountingRepo::new(f.repo.clone());
+    let cached = ApiKeyService::new(f.store.clone(), repo.clone(), HMAC_KEY, f.clock.clone())
+        .with_auth_cache_ttl(Duration::from_secs(5));
+    let key = f.create(&t, &["devices:read"]).await;
+    let raw = key.secret.expose();
+    for _ in 0..3 {
+        let auth = cached.authenticate(raw).await.expect("authenticates");
+        assert_eq!((&auth.tenant, &auth.key.id), (&t, &key.key.id));
+    }
+    assert_eq!(repo.reads(), 1, "one storage read for three requests");
+
+    // A wrong secret for a cached key id is refused without a lookup.
+    let (id, _) = halves(raw);
+    let wrong = format!("{id}.sk_{}", "0".repeat(32));
+    let err = cached.authenticate(&wrong).await.expect_err("wrong secret");
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    assert!(
+        cached.authenticate(raw).await.is_ok(),
+        "the good entry stays"
+    );
+
+    // Disabled through another instance (another replica): seen once the TTL has run out.
+    f.service
+        .set_enabled(&t, &key.key.id, false)
+        .await
+        .expect("disable");
+    f.clock.advance(Duration::from_secs(4));
+    assert!(cached.authenticate(raw).await.is_ok(), "within the TTL");
+    f.clock.advance(Duration::from_secs(1));
+    let err = cached.authenticate(raw).await.expect_err("TTL over");
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+
+    // Enabled through the caching instance itself: at once, and so is a revocation.
+    cached
+        .set_enabled(&t, &key.key.id, true)
+        .await
+        .expect("enable");
+    assert!(cached.authenticate(raw).await.is_ok());
+    cached.revoke(&t, &key.key.id).await.expect("revoke");
+    let err = cached.authenticate(raw).await.expect_err("revoked");
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+}
+
+/// Expiry is checked against the clock on every request, cached or not.
+async fn a_cached_key_expires_on_time(f: Fixture) {
+    let t = tenant("acme");
+    let cached = ApiKeyService::new(f.store.clone(), f.repo.clone(), HMAC_KEY, f.clock.clone())
+        .with_auth_cache_ttl(Duration::from_secs(3600));
+    let expires = f.clock.now() + chrono::Duration::seconds(10);
+    let key = cached
+        .create(&t, UserId::generate(), "short", vec![], Some(expires))
+        .await
+        .expect("create");
+    assert!(cached.authenticate(key.secret.expose()).await.is_ok());
+    f.clock.advance(Duration::from_secs(10));
+    let err = cached
+        .authenticate(key.secret.expose())
+        .await
+        .expect_err("expired");
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+}
+
+/// With a zero TTL every request reads storage.
+async fn a_zero_auth_cache_ttl_reads_storage_every_time(f: Fixture) {
+    let t = tenant("acme");
+    let repo = CountingRepo::new(f.repo.clone());
+    let uncached = ApiKeyService::new(f.store.clone(), repo.clone(), HMAC_KEY, f.clock.clone())
+        .with_auth_cache_ttl(Duration::ZERO);
+    let key = f.create(&t, &[]).await;
+    for _ in 0..3 {
+        assert!(uncached.authenticate(key.secret.expose()).await.is_ok());
+    }
+    assert_eq!(repo.reads(), 3);
+    f.service.revoke(&t, &key.key.id).await.expect("revoke");
+    assert!(uncached.authenticate(key.secret.expose()).await.is_err());
 }
 
 /// `(total, failed, last_used_at)` of a stored key.
@@ -857,4 +946,7 @@ on_every_store!(
     recorder_drops_usage_of_deleted_and_foreign_keys,
     recorder_flushes_in_the_background,
     service_recorder_counts_authenticated_use,
+    verified_keys_are_cached_for_the_ttl,
+    a_cached_key_expires_on_time,
+    a_zero_auth_cache_ttl_reads_storage_every_time,
 );

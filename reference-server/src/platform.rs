@@ -74,6 +74,7 @@ impl Platform {
         let stack = SecurityStack::builder(store.clone(), public_url.clone(), master)
             .with_clock(clock.clone())
             .with_rate_limiter(backends.limiter.clone())
+            .with_api_key_cache_ttl(Duration::from_secs(config.external_api.key_cache_secs))
             .build()?;
         // Agent events (registered, online, offline, uninstalled) feed GraphQL subscriptions
         // and, through the stream bridge, the event bus (and so the unified events). Records

@@ -38,10 +38,12 @@
 //! # Ok::<(), openframe_core::Error>(()) }).unwrap();
 //! ```
 
+mod cache;
 mod usage;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::{constant_time, hmac, rand as lc_rand};
 use openframe_core::{ApiKey, ApiKeyId, Clock, Error, Result, Secret, TenantId, Timestamp, UserId};
@@ -53,7 +55,10 @@ use openframe_data::{ApiKeyRepository, DocumentRepository, Timestamped};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub use cache::DEFAULT_AUTH_CACHE_TTL;
 pub use usage::{DEFAULT_FLUSH_INTERVAL, FlushReport, UsageRecorder};
+
+use cache::{CachedKey, KeyCache};
 
 /// Length of a full key, `ak_<16 hex>.sk_<32 hex>`, in bytes.
 pub const API_KEY_LEN: usize = 3 + ID_HEX + 4 + SECRET_HEX;
@@ -238,12 +243,17 @@ impl Timestamped for ApiKeyCredential {
 /// [`ApiKeyRepository`] that holds the metadata (tenant partitions; normally over the same
 /// store), the 32-byte HMAC key (derive it from the master key; rotating it invalidates every
 /// key) and the clock that decides expiry.
+///
+/// Verified keys are kept for [`DEFAULT_AUTH_CACHE_TTL`] (see
+/// [`with_auth_cache_ttl`](Self::with_auth_cache_ttl)), so a busy key skips the two storage
+/// lookups; the secret, enabled flag and expiry are still checked on every request.
 pub struct ApiKeyService {
     keys: Arc<dyn ApiKeyRepository>,
     credentials: DocumentRepository<ApiKeyCredential>,
     hmac: hmac::Key,
     clock: Arc<dyn Clock>,
     usage: UsageRecorder,
+    verified: KeyCache,
 }
 
 impl fmt::Debug for ApiKeyService {
@@ -254,6 +264,7 @@ impl fmt::Debug for ApiKeyService {
             .field("credentials", &self.credentials)
             .field("clock", &self.clock)
             .field("usage", &self.usage)
+            .field("auth_cache", &self.verified.enabled())
             .finish_non_exhaustive()
     }
 }
@@ -273,7 +284,20 @@ impl ApiKeyService {
             credentials: DocumentRepository::new(store, clock.clone()),
             hmac: hmac::Key::new(hmac::HMAC_SHA256, hmac_key.as_slice()),
             clock,
+            verified: KeyCache::new(DEFAULT_AUTH_CACHE_TTL),
         }
+    }
+
+    /// How long [`authenticate`](Self::authenticate) trusts what it read from storage about a
+    /// key (default [`DEFAULT_AUTH_CACHE_TTL`]; zero reads storage on every request).
+    ///
+    /// Revoking, regenerating, enabling or disabling a key through this service takes effect
+    /// at once here. A change made through another service instance (another replica) or
+    /// directly in the repository takes effect here within `ttl`: that is how long a revoked
+    /// key can keep working on a replica that verified it just before.
+    pub fn with_auth_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.verified = KeyCache::new(ttl);
+        self
     }
 
     /// Issues a key for `user_id` in `tenant`. The returned [`CreatedApiKey::secret`] is the
@@ -314,6 +338,38 @@ impl ApiKeyService {
             let _ = self.matches(DUMMY_ID, DUMMY_SECRET, &[0; 32]);
             return Err(Error::Unauthenticated);
         };
+        let now = self.clock.now();
+        let entry = match self.verified.get(id, now) {
+            Some(entry) => entry,
+            None => match self.read_key(id, secret).await? {
+                Some((entry, generation)) => {
+                    self.verified.put(id, entry.clone(), generation);
+                    entry
+                }
+                None => return Err(Error::Unauthenticated),
+            },
+        };
+        if !self.matches(id, secret, &entry.mac) {
+            tracing::debug!(key_id = id, "api key refused: wrong secret");
+            return Err(Error::Unauthenticated);
+        }
+        if !entry.key.is_active(now) {
+            tracing::debug!(key_id = id, "api key refused: disabled or expired");
+            return Err(Error::Unauthenticated);
+        }
+        Ok(AuthenticatedKey {
+            tenant: entry.tenant,
+            key: entry.key,
+        })
+    }
+
+    /// Reads key `id` from storage and checks `secret` against its credential: `None` for an
+    /// unknown id, a wrong secret or missing metadata (the same HMAC work for each). Also
+    /// returns the cache generation seen before reading, so a key changed meanwhile is not
+    /// cached.
+    async fn read_key(&self, id: &str, secret: &str) -> Result<Option<(CachedKey, u64)>> {
+        let generation = self.verified.generation();
+        let read_at = self.clock.now();
         let credential = self.credentials.get(&Partition::platform(), id).await?;
         let stored = credential
             .as_ref()
@@ -322,20 +378,19 @@ impl ApiKeyService {
         let secret_ok = self.matches(id, secret, &stored);
         let (Some(credential), true) = (credential, secret_ok) else {
             tracing::debug!(key_id = id, "api key refused: unknown key or wrong secret");
-            return Err(Error::Unauthenticated);
+            return Ok(None);
         };
         let Some(key) = self.keys.get(&credential.tenant_id, &credential.id).await? else {
             tracing::debug!(key_id = id, "api key refused: no metadata");
-            return Err(Error::Unauthenticated);
+            return Ok(None);
         };
-        if !key.is_active(self.clock.now()) {
-            tracing::debug!(key_id = id, "api key refused: disabled or expired");
-            return Err(Error::Unauthenticated);
-        }
-        Ok(AuthenticatedKey {
+        let entry = CachedKey {
+            mac: stored,
             tenant: credential.tenant_id,
             key,
-        })
+            read_at,
+        };
+        Ok(Some((entry, generation)))
     }
 
     /// Deletes key `id` of `tenant` (its credential first, so it stops working at once, then
@@ -395,7 +450,9 @@ impl ApiKeyService {
                 return Ok(key);
             }
             key.enabled = enabled;
-            match self.keys.update(tenant, key).await {
+            let updated = self.keys.update(tenant, key).await;
+            self.verified.forget(id.as_str());
+            match updated {
                 Err(Error::Conflict { .. }) => continue,
                 other => return other,
             }
@@ -472,7 +529,9 @@ impl ApiKeyService {
                 ignore_not_found(self.credentials.delete_hard(&platform, id.as_str()).await)?;
             }
         }
-        ignore_not_found(self.keys.delete(tenant, id).await)
+        let deleted = ignore_not_found(self.keys.delete(tenant, id).await);
+        self.verified.forget(id.as_str());
+        deleted
     }
 
     /// HMAC-SHA256 over the context, the key id and the secret.

@@ -45,6 +45,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "OPENFRAME_API_QUOTA_PER_MINUTE",
         "external_api.quota_per_minute",
     ),
+    (
+        "OPENFRAME_API_KEY_CACHE_SECS",
+        "external_api.key_cache_secs",
+    ),
 ];
 
 /// Sets the setting `name` stands for.
@@ -87,6 +91,7 @@ fn set(c: &mut ServerConfig, name: &str, v: String) -> Result<(), ConfigError> {
         "OPENFRAME_EXECUTION_WATCHDOG_SECS" => c.jobs.execution_watchdog_secs = secs(name, &v)?,
         "OPENFRAME_DEAD_LETTER_REPLAY_SECS" => c.jobs.dead_letter_replay_secs = secs(name, &v)?,
         "OPENFRAME_SHUTDOWN_GRACE_SECS" => c.http.shutdown_grace_secs = secs(name, &v)?,
+        "OPENFRAME_API_KEY_CACHE_SECS" => c.external_api.key_cache_secs = secs(name, &v)?,
         "OPENFRAME_API_QUOTA_PER_MINUTE" => {
             c.external_api.quota_per_minute = v
                 .trim()

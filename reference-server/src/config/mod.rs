@@ -293,6 +293,9 @@ impl Default for HttpConfig {
     }
 }
 
+/// Longest accepted `external_api.key_cache_secs`.
+pub const MAX_KEY_CACHE_SECS: u64 = 300;
+
 /// Rate limits of every API key on `/api/v1` (0 leaves a period out; at least one is needed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -303,9 +306,13 @@ pub struct ExternalApiConfig {
     pub quota_per_hour: u32,
     /// Requests per day (default 10,000).
     pub quota_per_day: u32,
-    /// Count every request in the key's usage statistics (default true; one store write per
-    /// request).
+    /// Count every request in the key's usage statistics (default true; counted in memory and
+    /// written once per key per flush).
     pub record_usage: bool,
+    /// How long a verified API key is trusted without reading the store again, in seconds
+    /// (default 5; 0 reads the store on every request). Revoking or disabling a key applies at
+    /// once on the replica that did it, and within this time on the others.
+    pub key_cache_secs: u64,
 }
 
 impl Default for ExternalApiConfig {
@@ -315,6 +322,7 @@ impl Default for ExternalApiConfig {
             quota_per_hour: 1_000,
             quota_per_day: 10_000,
             record_usage: true,
+            key_cache_secs: 5,
         }
     }
 }
@@ -569,6 +577,14 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "external_api",
                 "at least one of quota_per_minute, quota_per_hour, quota_per_day must be above 0",
+            ));
+        }
+        if self.external_api.key_cache_secs > MAX_KEY_CACHE_SECS {
+            return Err(ConfigError::new(
+                "external_api.key_cache_secs",
+                format!(
+                    "must be at most {MAX_KEY_CACHE_SECS}: a revoked key keeps working on other replicas that long"
+                ),
             ));
         }
         if self.nats_proxy.upstream_url()?.is_some() {

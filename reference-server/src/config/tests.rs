@@ -89,11 +89,21 @@ fn bad_values_name_their_field() {
             ],
             "jobs.offline_after_secs",
         ),
+        (
+            &[("OPENFRAME_API_KEY_CACHE_SECS", "301")],
+            "external_api.key_cache_secs",
+        ),
+        (
+            &[("OPENFRAME_API_KEY_CACHE_SECS", "-1")],
+            "OPENFRAME_API_KEY_CACHE_SECS",
+        ),
     ];
     for (vars, field) in cases {
         let e = ServerConfig::load(&env(vars)).unwrap_err();
         assert_eq!(e.field, *field, "{vars:?}: {e}");
     }
+    let cache = ServerConfig::load(&env(&[("OPENFRAME_API_KEY_CACHE_SECS", "0")])).unwrap();
+    assert_eq!(cache.external_api.key_cache_secs, 0);
 }
 
 #[test]

@@ -85,9 +85,23 @@ pub const DEFAULT_QUOTAS: [Quota; 3] = [
     Quota::per_day(10_000),
 ];
 
-/// The external API's parts.
+/// The external API (cheap to clone: the parts are shared).
 #[derive(Debug, Clone)]
 pub struct ExternalApi {
+    parts: Arc<ExternalApiParts>,
+}
+
+impl std::ops::Deref for ExternalApi {
+    type Target = ExternalApiParts;
+
+    fn deref(&self) -> &ExternalApiParts {
+        &self.parts
+    }
+}
+
+/// What every request of the external API reads (behind [`ExternalApi`]'s `Deref`).
+#[derive(Debug)]
+pub struct ExternalApiParts {
     repos: Repositories,
     api_keys: Arc<ApiKeyService>,
     limiter: Arc<dyn RateLimiter>,
@@ -102,7 +116,7 @@ pub struct ExternalApi {
 /// Builds an [`ExternalApi`].
 #[derive(Debug)]
 pub struct ExternalApiBuilder {
-    api: ExternalApi,
+    api: ExternalApiParts,
 }
 
 impl ExternalApi {
@@ -114,7 +128,7 @@ impl ExternalApi {
         clock: Arc<dyn Clock>,
     ) -> ExternalApiBuilder {
         ExternalApiBuilder {
-            api: Self {
+            api: ExternalApiParts {
                 repos,
                 limiter,
                 quotas: Arc::from(DEFAULT_QUOTAS.as_slice()),
@@ -238,7 +252,9 @@ impl ExternalApiBuilder {
     /// Checks the quotas and builds.
     pub fn build(self) -> openframe_core::Result<ExternalApi> {
         Quota::validate_all(&self.api.quotas)?;
-        Ok(self.api)
+        Ok(ExternalApi {
+            parts: Arc::new(self.api),
+        })
     }
 }
 
