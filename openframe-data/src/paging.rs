@@ -58,6 +58,24 @@ pub async fn page(
     sort: StoreSort,
     request: &PageRequest,
 ) -> Result<DocPage> {
+    Ok(
+        page_counted(store, schema, partition, base, sort, request, false)
+            .await?
+            .0,
+    )
+}
+
+/// Runs one page query and, with `count`, counts every row `base` matches, all in one
+/// [`DocumentStore::find_many`] call (one snapshot on SQLite).
+pub async fn page_counted(
+    store: &dyn DocumentStore,
+    schema: &'static Schema,
+    partition: &Partition,
+    base: Filter,
+    sort: StoreSort,
+    request: &PageRequest,
+    count: bool,
+) -> Result<(DocPage, Option<u64>)> {
     let window = request.window(sort.name, sort.direction)?;
     let position = window
         .cursor
@@ -71,27 +89,34 @@ pub async fn page(
         .as_ref()
         .map(|(key, id)| keyset(schema, sort, key, id, backward, false))
         .transpose()?;
-    let query = FindQuery {
+    let mut finds = vec![FindQuery {
         filter: Filter::and(vec![base.clone(), beyond.unwrap_or(Filter::All)]),
         sort: sort.keys(backward),
         limit: window.limit + 1,
-    };
-    let mut rows = store.find(schema, partition, &query).await?;
+    }];
+    // Rows at or behind the cursor: is there anything on the other side?
+    if let Some((key, id)) = &position {
+        finds.push(FindQuery {
+            filter: Filter::and(vec![
+                base.clone(),
+                keyset(schema, sort, key, id, !backward, true)?,
+            ]),
+            sort: sort.keys(!backward),
+            limit: 1,
+        });
+    }
+    let (mut found, total) = store
+        .find_many(schema, partition, &finds, count.then_some(&base))
+        .await?;
+    if found.len() != finds.len() {
+        return Err(Error::Internal(
+            "the store answered a different number of finds".into(),
+        ));
+    }
+    let more_behind = found.get(1).is_some_and(|probe| !probe.is_empty());
+    let mut rows = found.swap_remove(0);
     let more_in_direction = rows.len() > window.limit;
     rows.truncate(window.limit);
-
-    // Rows at or behind the cursor: is there anything on the other side?
-    let more_behind = match &position {
-        None => false,
-        Some((key, id)) => {
-            let probe = FindQuery {
-                filter: Filter::and(vec![base, keyset(schema, sort, key, id, !backward, true)?]),
-                sort: sort.keys(!backward),
-                limit: 1,
-            };
-            !store.find(schema, partition, &probe).await?.is_empty()
-        }
-    };
     if backward {
         rows.reverse();
     }
@@ -107,7 +132,7 @@ pub async fn page(
             Ok(Edge { node: doc, cursor })
         })
         .collect::<Result<_>>()?;
-    Ok(DocPage {
+    let page = DocPage {
         page_info: PageInfo {
             has_next_page,
             has_previous_page,
@@ -115,7 +140,8 @@ pub async fn page(
             end_cursor: edges.last().map(|e| e.cursor.clone()),
         },
         edges,
-    })
+    };
+    Ok((page, total))
 }
 
 /// The cursor of a document under `sort`.

@@ -52,6 +52,22 @@ pub trait MachineRepository: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Page<Machine>>;
     /// How many machines match the filter.
     async fn count(&self, tenant: &TenantId, filter: &MachineFilter) -> Result<u64>;
+    /// A page and how many machines match the filter in all. The default runs
+    /// [`list`](Self::list) and [`count`](Self::count) concurrently; the store-backed
+    /// repository asks the store once (one snapshot on SQLite).
+    async fn list_counted(
+        &self,
+        tenant: &TenantId,
+        filter: &MachineFilter,
+        sort: SortSpec<MachineSort>,
+        page: &PageRequest,
+    ) -> Result<(Page<Machine>, u64)> {
+        futures::future::try_join(
+            self.list(tenant, filter, sort, page),
+            self.count(tenant, filter),
+        )
+        .await
+    }
     /// Self-excluding counts for the requested dimensions only.
     async fn facets(
         &self,
@@ -376,6 +392,21 @@ impl MachineRepository for DocumentRepository<Machine> {
     ) -> Result<Page<Machine>> {
         self.page(&Partition::tenant(tenant), filter.to_filter()?, sort, page)
             .await
+    }
+
+    async fn list_counted(
+        &self,
+        tenant: &TenantId,
+        filter: &MachineFilter,
+        sort: SortSpec<MachineSort>,
+        page: &PageRequest,
+    ) -> Result<(Page<Machine>, u64)> {
+        let partition = Partition::tenant(tenant);
+        let (page, total) = self
+            .page_counted(&partition, filter.to_filter()?, sort, page, true)
+            .await?;
+        let total = total.ok_or_else(|| Error::Internal("the store left out the count".into()))?;
+        Ok((page, total))
     }
 
     async fn count(&self, tenant: &TenantId, filter: &MachineFilter) -> Result<u64> {

@@ -238,18 +238,35 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
         sort: SortSpec<S>,
         request: &PageRequest,
     ) -> Result<Page<E>> {
+        Ok(self
+            .page_counted(partition, filter, sort, request, false)
+            .await?
+            .0)
+    }
+
+    /// One page of a filtered, sorted list and, with `count`, how many rows the filter
+    /// matches in all: one store call ([`DocumentStore::find_many`]).
+    pub async fn page_counted<S: StoreSortField>(
+        &self,
+        partition: &Partition,
+        filter: Filter,
+        sort: SortSpec<S>,
+        request: &PageRequest,
+        count: bool,
+    ) -> Result<(Page<E>, Option<u64>)> {
         let sort = StoreSort {
             name: sort.field.name(),
             key: sort.field.key(),
             direction: sort.direction,
         };
-        let page = paging::page(
+        let (page, total) = paging::page_counted(
             self.store.as_ref(),
             E::SCHEMA,
             partition,
             filter,
             sort,
             request,
+            count,
         )
         .await?;
         let edges = page
@@ -262,10 +279,11 @@ impl<E: Entity + Timestamped> DocumentRepository<E> {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Page {
+        let page = Page {
             edges,
             page_info: page.page_info,
-        })
+        };
+        Ok((page, total))
     }
 
     /// Counts matching rows.

@@ -162,6 +162,56 @@ impl SqliteDocumentStore {
     }
 }
 
+/// The SQL and parameters of a find.
+fn find_statement(
+    schema: &Schema,
+    partition: &Partition,
+    query: &FindQuery,
+) -> Result<(String, Vec<Param>)> {
+    let mut b = SqlBuilder::new(schema, partition);
+    let sql = b.find(query)?;
+    Ok((sql, b.into_params()))
+}
+
+/// The SQL and parameters of a count.
+fn count_statement(
+    schema: &Schema,
+    partition: &Partition,
+    filter: &Filter,
+) -> Result<(String, Vec<Param>)> {
+    let mut b = SqlBuilder::new(schema, partition);
+    let sql = b.count(filter)?;
+    Ok((sql, b.into_params()))
+}
+
+/// Runs a find built by [`find_statement`].
+fn run_find(
+    conn: &Connection,
+    schema: &Schema,
+    sql: &str,
+    params: &[Param],
+) -> Result<Vec<StoredDoc>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend_err)?;
+    let mut rows = stmt
+        .query(params_from_iter(params.iter()))
+        .map_err(backend_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend_err)? {
+        out.push(read_doc(schema, row)?);
+    }
+    Ok(out)
+}
+
+/// Runs a count built by [`count_statement`].
+fn run_count(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(sql)
+        .map_err(backend_err)?
+        .query_row(params_from_iter(params.iter()), |r| r.get(0))
+        .map_err(backend_err)?;
+    Ok(n.max(0) as u64)
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -502,19 +552,39 @@ impl DocumentStore for SqliteDocumentStore {
         partition: &Partition,
         query: &FindQuery,
     ) -> Result<Vec<StoredDoc>> {
-        let mut b = SqlBuilder::new(schema, partition);
-        let sql = b.find(query)?;
-        let params = b.into_params();
+        let (sql, params) = find_statement(schema, partition, query)?;
+        self.read(schema, move |conn| run_find(conn, schema, &sql, &params))
+            .await
+    }
+
+    /// Every statement on one reader connection inside one read transaction: one trip to
+    /// the blocking pool, and the rows and the count see the same snapshot.
+    async fn find_many(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        finds: &[FindQuery],
+        count: Option<&Filter>,
+    ) -> Result<(Vec<Vec<StoredDoc>>, Option<u64>)> {
+        let finds = finds
+            .iter()
+            .map(|q| find_statement(schema, partition, q))
+            .collect::<Result<Vec<_>>>()?;
+        let count = count
+            .map(|f| count_statement(schema, partition, f))
+            .transpose()?;
         self.read(schema, move |conn| {
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend_err)?;
-            let mut rows = stmt
-                .query(params_from_iter(params.iter()))
-                .map_err(backend_err)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(backend_err)? {
-                out.push(read_doc(schema, row)?);
-            }
-            Ok(out)
+            let snapshot = conn.unchecked_transaction().map_err(backend_err)?;
+            let rows = finds
+                .iter()
+                .map(|(sql, params)| run_find(&snapshot, schema, sql, params))
+                .collect::<Result<Vec<_>>>()?;
+            let total = count
+                .as_ref()
+                .map(|(sql, params)| run_count(&snapshot, sql, params))
+                .transpose()?;
+            snapshot.finish().map_err(backend_err)?;
+            Ok((rows, total))
         })
         .await
     }
@@ -525,18 +595,9 @@ impl DocumentStore for SqliteDocumentStore {
         partition: &Partition,
         filter: &Filter,
     ) -> Result<u64> {
-        let mut b = SqlBuilder::new(schema, partition);
-        let sql = b.count(filter)?;
-        let params = b.into_params();
-        self.read(schema, move |conn| {
-            let n: i64 = conn
-                .prepare_cached(&sql)
-                .map_err(backend_err)?
-                .query_row(params_from_iter(params.iter()), |r| r.get(0))
-                .map_err(backend_err)?;
-            Ok(n.max(0) as u64)
-        })
-        .await
+        let (sql, params) = count_statement(schema, partition, filter)?;
+        self.read(schema, move |conn| run_count(conn, &sql, &params))
+            .await
     }
 
     /// All facets in one pass: the rows matching the base filter are read once (index fields

@@ -217,6 +217,29 @@ pub trait DocumentStore: Send + Sync + Debug + 'static {
         query: &FindQuery,
     ) -> Result<Vec<StoredDoc>>;
 
+    /// Several finds, and optionally a count, over one partition in one call: the rows of a
+    /// page, its probe for the other side of the cursor and its filtered count. The default
+    /// runs them concurrently; a backend may answer them together (SQLite does, on one
+    /// connection in one read transaction, so the rows and the count come from one
+    /// snapshot). Returns the rows of each find in order, and the count if one was asked.
+    async fn find_many(
+        &self,
+        schema: &'static Schema,
+        partition: &Partition,
+        finds: &[FindQuery],
+        count: Option<&Filter>,
+    ) -> Result<(Vec<Vec<StoredDoc>>, Option<u64>)> {
+        let rows =
+            futures::future::try_join_all(finds.iter().map(|q| self.find(schema, partition, q)));
+        let count = async {
+            match count {
+                Some(filter) => self.count(schema, partition, filter).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        futures::future::try_join(rows, count).await
+    }
+
     /// How many documents match.
     async fn count(
         &self,

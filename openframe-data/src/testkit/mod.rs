@@ -43,9 +43,9 @@ macro_rules! document_store_conformance {
         $crate::__store_checks!($factory;
             probe: filters_match_reference, sort_matches_reference, facets_match_reference, facet_many_matches_facet,
                    insert_replace_delete, unique_groups, version_cas_is_atomic, partitions_are_isolated,
-                   get_many_skips_missing;
+                   get_many_skips_missing, find_many_matches_find_and_count;
             repos: machine_crud, machine_filters, machine_search_is_literal, machine_sorts,
-                   paging_forward_and_backward, paging_with_inserts_between_pages, machine_facets,
+                   paging_forward_and_backward, paging_with_inserts_between_pages, counted_pages_match_list_and_count, machine_facets,
                    concurrent_writers_conflict, conditional_status_transitions, record_contact_is_monotonic, silent_machines_for_the_sweep,
                    tenant_isolation_machines, tenant_isolation_other_repositories, malformed_cursors,
                    oversized_input_is_rejected, unique_keys, soft_delete_rules, tool_credentials_round_trip,

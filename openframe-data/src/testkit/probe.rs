@@ -354,6 +354,69 @@ pub async fn facet_many_matches_facet(store: Arc<dyn DocumentStore>) {
     );
 }
 
+pub async fn find_many_matches_find_and_count(store: Arc<dyn DocumentStore>) {
+    let p = partition();
+    load(store.as_ref(), &p).await;
+    let queries = vec![
+        FindQuery {
+            filter: Filter::Cmp("i", CmpOp::Gte, Value::Int(0)),
+            sort: vec![
+                (SortKey::Field("i"), SortDirection::Desc),
+                (SortKey::Id, SortDirection::Desc),
+            ],
+            limit: 7,
+        },
+        FindQuery {
+            filter: Filter::Eq("s", Value::str("alpha")),
+            sort: vec![(SortKey::Id, SortDirection::Asc)],
+            limit: 1,
+        },
+        FindQuery {
+            filter: Filter::Eq("s", Value::str("no such value")),
+            sort: vec![(SortKey::Id, SortDirection::Asc)],
+            limit: 5,
+        },
+    ];
+    let base = Filter::HasAny("l", vec!["x".into(), "z".into()]);
+    let (rows, count) = store
+        .find_many(&PROBE, &p, &queries, Some(&base))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), queries.len(), "one answer per find");
+    for (query, got) in queries.iter().zip(&rows) {
+        let want = store.find(&PROBE, &p, query).await.unwrap();
+        let ids = |docs: &[StoredDoc]| docs.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(got),
+            ids(&want),
+            "find_many = find for {:?}",
+            query.filter
+        );
+    }
+    assert!(rows[2].is_empty());
+    assert_eq!(count, Some(store.count(&PROBE, &p, &base).await.unwrap()));
+    assert!(count.is_some_and(|n| n > 0), "the corpus has matching rows");
+
+    let (rows, count) = store
+        .find_many(&PROBE, &p, &queries[..1], None)
+        .await
+        .unwrap();
+    assert_eq!((rows.len(), count), (1, None), "no count unless asked");
+    let (rows, count) = store
+        .find_many(&PROBE, &p, &[], Some(&Filter::All))
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(count, Some(60));
+    // Another partition sees none of it.
+    let (rows, count) = store
+        .find_many(&PROBE, &partition(), &queries, Some(&Filter::All))
+        .await
+        .unwrap();
+    assert!(rows.iter().all(Vec::is_empty));
+    assert_eq!(count, Some(0));
+}
+
 pub async fn insert_replace_delete(store: Arc<dyn DocumentStore>) {
     let p = partition();
     let d = doc(

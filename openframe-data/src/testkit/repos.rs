@@ -571,6 +571,58 @@ pub async fn paging_forward_and_backward(store: Arc<dyn DocumentStore>) {
     }
 }
 
+pub async fn counted_pages_match_list_and_count(store: Arc<dyn DocumentStore>) {
+    let (repos, _) = repos(store);
+    let t = random_tenant();
+    insert_machines(&repos, &t, 40, &[], &[]).await;
+    let online = MachineFilter {
+        statuses: vec![MachineStatus::Online],
+        ..Default::default()
+    };
+    for filter in [MachineFilter::default(), online] {
+        let sort = SortSpec::new(MachineSort::Hostname, SortDirection::Asc);
+        let first = repos
+            .machines
+            .list(&t, &filter, sort, &PageRequest::first(6))
+            .await
+            .unwrap();
+        let requests = [
+            PageRequest::first(6),
+            PageRequest::first(6).after(first.page_info.end_cursor.clone().unwrap()),
+            PageRequest::last(3).before(first.page_info.end_cursor.clone().unwrap()),
+            PageRequest::first(100),
+        ];
+        let count = repos.machines.count(&t, &filter).await.unwrap();
+        for request in &requests {
+            let want = repos
+                .machines
+                .list(&t, &filter, sort, request)
+                .await
+                .unwrap();
+            let (got, total) = repos
+                .machines
+                .list_counted(&t, &filter, sort, request)
+                .await
+                .unwrap();
+            assert_eq!(ids(&got), ids(&want), "{request:?}");
+            assert_eq!(got.page_info, want.page_info, "{request:?}");
+            assert_eq!(total, count, "{request:?}");
+        }
+    }
+    let (page, total) = repos
+        .machines
+        .list_counted(
+            &random_tenant(),
+            &MachineFilter::default(),
+            SortSpec::default(),
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+    assert!(page.edges.is_empty());
+    assert_eq!(total, 0, "another tenant sees nothing");
+}
+
 pub async fn paging_with_inserts_between_pages(store: Arc<dyn DocumentStore>) {
     let (repos, _) = repos(store);
     let t = random_tenant();

@@ -60,11 +60,12 @@ pub(super) async fn list(
     let sort = SortSpec::<MachineSort>::parse(q.get("sortField")?, q.get("sortDirection")?)?;
     let page = q.page()?;
     let tenant = caller.tenant();
-    let (page, count) = tokio::try_join!(
-        api.repos.machines.list(tenant, &filter, sort, &page),
-        api.repos.machines.count(tenant, &filter),
-    )
-    .map_err(cursor_errors)?;
+    let (page, count) = api
+        .repos
+        .machines
+        .list_counted(tenant, &filter, sort, &page)
+        .await
+        .map_err(cursor_errors)?;
     let (devices, page_info) = rows(page);
     Ok(Json(DevicesResponse {
         page_info,
