@@ -131,6 +131,73 @@ impl NatsEventBusConfig {
         }
     }
 
+    /// Parses `nats://host:port[,nats://host2:port...][?name=value&...]`. Query names:
+    /// `name`, `topic_prefix`, `connect_timeout_ms`, `request_timeout_ms`,
+    /// `heartbeat_interval_ms`, `session_timeout_ms`, `join_window_ms`, `max_record_bytes`,
+    /// `memory_storage` (`true`/`false`). An unknown name or a bad value is `InvalidInput`;
+    /// the checks of [`validate`](Self::validate) apply.
+    ///
+    /// ```
+    /// use openframe_stream::bus::nats::NatsEventBusConfig;
+    /// let config = NatsEventBusConfig::from_url(
+    ///     "nats://n1:4222,nats://n2:4222?topic_prefix=acme.&session_timeout_ms=6000",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(config.url, "nats://n1:4222,nats://n2:4222");
+    /// assert_eq!(config.topic_prefix, "acme.");
+    /// assert_eq!(config.session_timeout.as_millis(), 6000);
+    /// assert!(NatsEventBusConfig::from_url("nats://n1:4222?bogus=1").is_err());
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self> {
+        let (servers, query) = url.split_once('?').unwrap_or((url, ""));
+        let servers = servers.trim();
+        if servers.is_empty() {
+            return Err(Error::invalid("url", "names no NATS server"));
+        }
+        let mut config = Self::new(servers);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            config.apply_query(name, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_query(&mut self, name: &str, value: &str) -> Result<()> {
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| Error::invalid(name.to_owned(), "must be a whole number"))
+        };
+        let millis = |v: &str| number(v).map(Duration::from_millis);
+        match name {
+            "name" => self.name = value.to_owned(),
+            "topic_prefix" => self.topic_prefix = value.to_owned(),
+            "connect_timeout_ms" => self.connect_timeout = millis(value)?,
+            "request_timeout_ms" => self.request_timeout = millis(value)?,
+            "heartbeat_interval_ms" => self.heartbeat_interval = millis(value)?,
+            "session_timeout_ms" => self.session_timeout = millis(value)?,
+            "join_window_ms" => self.join_window = millis(value)?,
+            "max_record_bytes" => {
+                self.max_record_bytes = usize::try_from(number(value)?)
+                    .map_err(|_| Error::invalid("max_record_bytes", "out of range"))?;
+            }
+            "memory_storage" => {
+                self.memory_storage = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(Error::invalid("memory_storage", "must be true or false")),
+                };
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "url",
+                    format!("unknown query parameter {name:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the client name.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -226,9 +293,10 @@ impl fmt::Debug for NatsEventBus {
 }
 
 impl NatsEventBus {
-    /// Connects to `url` with the default settings.
+    /// Connects to `url`: the defaults, changed by the URL's query (see
+    /// [`NatsEventBusConfig::from_url`]).
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with(NatsEventBusConfig::new(url)).await
+        Self::connect_with(NatsEventBusConfig::from_url(url)?).await
     }
 
     /// Connects with `config`. `Unavailable` if the server cannot be reached.
@@ -604,5 +672,45 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
         assert!(is_reserved_header("openframe-bus-key"));
         assert!(!is_reserved_header("message-type"));
+    }
+
+    #[test]
+    fn url_settings_are_applied_and_checked() {
+        let config = NatsEventBusConfig::from_url(
+            "nats://u:pw@n1:4222?name=stream&topic_prefix=acme.&connect_timeout_ms=1500\
+             &request_timeout_ms=2500&heartbeat_interval_ms=500&session_timeout_ms=6000\
+             &join_window_ms=100&max_record_bytes=4096&memory_storage=true",
+        )
+        .unwrap();
+        assert_eq!(config.url, "nats://u:pw@n1:4222");
+        assert_eq!(config.name, "stream");
+        assert_eq!(config.topic_prefix, "acme.");
+        assert_eq!(config.connect_timeout, Duration::from_millis(1500));
+        assert_eq!(config.request_timeout, Duration::from_millis(2500));
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(config.session_timeout, Duration::from_secs(6));
+        assert_eq!(config.join_window, Duration::from_millis(100));
+        assert_eq!(config.max_record_bytes, 4096);
+        assert!(config.memory_storage);
+        let plain = NatsEventBusConfig::from_url("nats://n1:4222").unwrap();
+        assert_eq!(plain.url, "nats://n1:4222");
+        assert_eq!(plain.session_timeout, Duration::from_secs(10));
+
+        for (bad, field) in [
+            ("nats://n1:4222?bogus=1", "url"),
+            ("nats://n1:4222?session_timeout_ms=soon", "session_timeout_ms"),
+            ("nats://n1:4222?memory_storage=yes", "memory_storage"),
+            ("nats://n1:4222?max_record_bytes=0", "maxRecordBytes"),
+            ("nats://n1:4222?heartbeat_interval_ms=5000", "heartbeatInterval"),
+            ("nats://n1:4222?topic_prefix=a%20b", "topicPrefix"),
+            ("?name=x", "url"),
+        ] {
+            match NatsEventBusConfig::from_url(bad) {
+                Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field, "{bad}"),
+                other => panic!("{bad}: expected InvalidInput, got {other:?}"),
+            }
+        }
+        let err = NatsEventBusConfig::from_url("nats://u:s3cret@n1:4222?bogus=1").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "no secret in errors");
     }
 }
