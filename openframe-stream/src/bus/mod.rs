@@ -63,6 +63,8 @@ pub mod nats;
 mod partitioner;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(any(feature = "kafka", feature = "nats"))]
+mod url_settings;
 
 pub use partitioner::partition_for_key;
 

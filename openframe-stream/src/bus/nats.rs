@@ -149,36 +149,31 @@ impl NatsEventBusConfig {
     /// assert!(NatsEventBusConfig::from_url("nats://n1:4222?bogus=1").is_err());
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let (servers, query) = url.split_once('?').unwrap_or((url, ""));
+        let (servers, settings) = super::url_settings::split(url);
         let servers = servers.trim();
         if servers.is_empty() {
             return Err(Error::invalid("url", "names no NATS server"));
         }
         let mut config = Self::new(servers);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            config.apply_query(name, value)?;
+        for (name, value) in settings {
+            config.apply_setting(name, value)?;
         }
         config.validate()?;
         Ok(config)
     }
 
-    fn apply_query(&mut self, name: &str, value: &str) -> Result<()> {
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| Error::invalid(name.to_owned(), "must be a whole number"))
-        };
-        let millis = |v: &str| number(v).map(Duration::from_millis);
+    fn apply_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        use super::url_settings::{millis, number, unknown};
         match name {
             "name" => self.name = value.to_owned(),
             "topic_prefix" => self.topic_prefix = value.to_owned(),
-            "connect_timeout_ms" => self.connect_timeout = millis(value)?,
-            "request_timeout_ms" => self.request_timeout = millis(value)?,
-            "heartbeat_interval_ms" => self.heartbeat_interval = millis(value)?,
-            "session_timeout_ms" => self.session_timeout = millis(value)?,
-            "join_window_ms" => self.join_window = millis(value)?,
+            "connect_timeout_ms" => self.connect_timeout = millis(name, value)?,
+            "request_timeout_ms" => self.request_timeout = millis(name, value)?,
+            "heartbeat_interval_ms" => self.heartbeat_interval = millis(name, value)?,
+            "session_timeout_ms" => self.session_timeout = millis(name, value)?,
+            "join_window_ms" => self.join_window = millis(name, value)?,
             "max_record_bytes" => {
-                self.max_record_bytes = usize::try_from(number(value)?)
+                self.max_record_bytes = usize::try_from(number(name, value)?)
                     .map_err(|_| Error::invalid("max_record_bytes", "out of range"))?;
             }
             "memory_storage" => {
@@ -188,12 +183,7 @@ impl NatsEventBusConfig {
                     _ => return Err(Error::invalid("memory_storage", "must be true or false")),
                 };
             }
-            _ => {
-                return Err(Error::invalid(
-                    "url",
-                    format!("unknown query parameter {name:?}"),
-                ));
-            }
+            _ => return Err(unknown(name)),
         }
         Ok(())
     }
@@ -698,10 +688,16 @@ mod tests {
 
         for (bad, field) in [
             ("nats://n1:4222?bogus=1", "url"),
-            ("nats://n1:4222?session_timeout_ms=soon", "session_timeout_ms"),
+            (
+                "nats://n1:4222?session_timeout_ms=soon",
+                "session_timeout_ms",
+            ),
             ("nats://n1:4222?memory_storage=yes", "memory_storage"),
             ("nats://n1:4222?max_record_bytes=0", "maxRecordBytes"),
-            ("nats://n1:4222?heartbeat_interval_ms=5000", "heartbeatInterval"),
+            (
+                "nats://n1:4222?heartbeat_interval_ms=5000",
+                "heartbeatInterval",
+            ),
             ("nats://n1:4222?topic_prefix=a%20b", "topicPrefix"),
             ("?name=x", "url"),
         ] {

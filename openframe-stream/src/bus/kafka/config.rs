@@ -144,7 +144,7 @@ impl KafkaEventBusConfig {
         let rest = url
             .strip_prefix("kafka://")
             .ok_or_else(|| Error::invalid("url", "must start with kafka://"))?;
-        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (hosts, settings) = super::super::url_settings::split(rest);
         let hosts = hosts.trim_end_matches('/');
         if hosts.contains('@') {
             return Err(Error::invalid(
@@ -159,55 +159,41 @@ impl KafkaEventBusConfig {
             .map(str::to_owned)
             .collect();
         let mut config = Self::new(brokers);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            config.apply_query(name, value)?;
+        for (name, value) in settings {
+            config.apply_setting(name, value)?;
         }
         config.validate()?;
         Ok(config)
     }
 
-    fn apply_query(&mut self, name: &str, value: &str) -> Result<()> {
-        let millis = |v: &str| {
-            v.parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| Error::invalid(name.to_owned(), "must be a whole number"))
-        };
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| Error::invalid(name.to_owned(), "must be a whole number"))
-        };
+    fn apply_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        use super::super::url_settings::{millis, number, unknown};
         match name {
             "client_id" => self.client_id = value.to_owned(),
             "topic_prefix" => self.topic_prefix = value.to_owned(),
-            "session_timeout_ms" => self.session_timeout = millis(value)?,
-            "heartbeat_interval_ms" => self.heartbeat_interval = millis(value)?,
+            "session_timeout_ms" => self.session_timeout = millis(name, value)?,
+            "heartbeat_interval_ms" => self.heartbeat_interval = millis(name, value)?,
             "retries" => {
-                self.retries = u32::try_from(number(value)?)
+                self.retries = u32::try_from(number(name, value)?)
                     .map_err(|_| Error::invalid("retries", "out of range"))?;
             }
-            "retry_backoff_ms" => self.retry_backoff = millis(value)?,
-            "retry_backoff_max_ms" => self.retry_backoff_max = millis(value)?,
-            "delivery_timeout_ms" => self.delivery_timeout = millis(value)?,
-            "request_timeout_ms" => self.request_timeout = millis(value)?,
-            "linger_ms" => self.linger = millis(value)?,
-            "fetch_wait_max_ms" => self.fetch_wait_max = millis(value)?,
+            "retry_backoff_ms" => self.retry_backoff = millis(name, value)?,
+            "retry_backoff_max_ms" => self.retry_backoff_max = millis(name, value)?,
+            "delivery_timeout_ms" => self.delivery_timeout = millis(name, value)?,
+            "request_timeout_ms" => self.request_timeout = millis(name, value)?,
+            "linger_ms" => self.linger = millis(name, value)?,
+            "fetch_wait_max_ms" => self.fetch_wait_max = millis(name, value)?,
             "max_record_bytes" => {
-                self.max_record_bytes = usize::try_from(number(value)?)
+                self.max_record_bytes = usize::try_from(number(name, value)?)
                     .map_err(|_| Error::invalid("max_record_bytes", "out of range"))?;
             }
             "replication_factor" => {
                 self.replication_factor = Some(
-                    u16::try_from(number(value)?)
+                    u16::try_from(number(name, value)?)
                         .map_err(|_| Error::invalid("replication_factor", "out of range"))?,
                 );
             }
-            _ => {
-                return Err(Error::invalid(
-                    "url",
-                    format!("unknown query parameter {name:?}"),
-                ));
-            }
+            _ => return Err(unknown(name)),
         }
         Ok(())
     }
