@@ -14,7 +14,10 @@
 //! - [`ApiKeyService::authenticate`] answers every refusal (malformed, unknown key, wrong
 //!   secret, disabled, expired) with the same [`Error::Unauthenticated`] and does the same
 //!   work (a lookup and an HMAC) for unknown keys as for wrong secrets, so responses do not
-//!   reveal which key ids exist (the original answered "API key not found").
+//!   reveal which key ids exist (the original answered "API key not found"). A key verified
+//!   in the last few seconds is answered from a short-lived cache without the lookup
+//!   ([`ApiKeyService::with_auth_cache_ttl`]), so a refusal may come faster for an id in
+//!   recent use; key ids are public (they name keys in lists and logs), secrets are not.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -340,7 +343,12 @@ impl ApiKeyService {
         };
         let now = self.clock.now();
         let entry = match self.verified.get(id, now) {
-            Some(entry) => entry,
+            Some(entry) if self.matches(id, secret, &entry.mac) => entry,
+            Some(_) => {
+                tracing::debug!(key_id = id, "api key refused: wrong secret");
+                return Err(Error::Unauthenticated);
+            }
+            // `read_key` checked the secret.
             None => match self.read_key(id, secret).await? {
                 Some((entry, generation)) => {
                     self.verified.put(id, entry.clone(), generation);
@@ -349,10 +357,6 @@ impl ApiKeyService {
                 None => return Err(Error::Unauthenticated),
             },
         };
-        if !self.matches(id, secret, &entry.mac) {
-            tracing::debug!(key_id = id, "api key refused: wrong secret");
-            return Err(Error::Unauthenticated);
-        }
         if !entry.key.is_active(now) {
             tracing::debug!(key_id = id, "api key refused: disabled or expired");
             return Err(Error::Unauthenticated);
